@@ -1,0 +1,143 @@
+//! Linux system calls used by shmbus, through `rustix` (one OS crate, safe wrappers, and a
+//! futex API that does not force `FUTEX_PRIVATE_FLAG`; see docs/design.md, "Crates").
+
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use rustix::fs::{FallocateFlags, Mode};
+use rustix::shm;
+use rustix::thread::futex;
+use rustix::time::{ClockId, Timespec};
+
+use crate::sync::atomic::AtomicU32;
+
+/// Prefix of every shmbus object name under /dev/shm.
+pub(crate) const SHM_PREFIX: &str = "shmbus.";
+
+fn object_name(bus: &str) -> String {
+    format!("/{SHM_PREFIX}{bus}")
+}
+
+/// Creates the shared-memory object exclusively (`O_CREAT|O_EXCL`), sets its exact mode (not
+/// reduced by the umask) and reserves `len` bytes so that running out of `/dev/shm` is an error
+/// here rather than a SIGBUS on first touch.
+pub(crate) fn shm_create(bus: &str, mode: u32, len: u64) -> io::Result<File> {
+    let fd = shm::open(
+        object_name(bus).as_str(),
+        shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+        Mode::from_raw_mode(mode),
+    )?;
+    let setup = (|| -> io::Result<()> {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+        rustix::fs::ftruncate(&fd, len)?;
+        rustix::fs::fallocate(&fd, FallocateFlags::empty(), 0, len)?;
+        Ok(())
+    })();
+    if let Err(e) = setup {
+        let _ = shm::unlink(object_name(bus).as_str());
+        return Err(e);
+    }
+    Ok(File::from(OwnedFd::from(fd)))
+}
+
+/// Opens an existing object read-write.
+pub(crate) fn shm_open(bus: &str) -> io::Result<File> {
+    let fd = shm::open(object_name(bus).as_str(), shm::OFlags::RDWR, Mode::empty())?;
+    Ok(File::from(OwnedFd::from(fd)))
+}
+
+/// Removes the object's name; mappings stay valid until unmapped.
+pub(crate) fn shm_unlink(bus: &str) -> io::Result<()> {
+    Ok(shm::unlink(object_name(bus).as_str())?)
+}
+
+/// Names of the shmbus objects under /dev/shm (without the prefix).
+pub(crate) fn shm_list() -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/dev/shm")? {
+        let entry = entry?;
+        if let Some(name) = entry.file_name().to_str()
+            && let Some(bus) = name.strip_prefix(SHM_PREFIX)
+        {
+            out.push(bus.to_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Size of an open object in bytes.
+pub(crate) fn file_len(file: &File) -> io::Result<u64> {
+    Ok(rustix::fs::fstat(file)?.st_size as u64)
+}
+
+/// Sleeps while `*word == expected`, at most `timeout`. Uses the *shared* futex (no
+/// `FUTEX_PRIVATE_FLAG`), so a waker in another process that maps the same page wakes us.
+/// Spurious returns are allowed: callers always re-check their condition.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    // EAGAIN (value changed), EINTR and ETIMEDOUT all mean "go and look again".
+    let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&ts));
+}
+
+/// Wakes every waiter on `word`, in any process. Returns how many were woken.
+pub(crate) fn futex_wake_all(word: &AtomicU32) -> usize {
+    futex::wake(word, futex::Flags::empty(), i32::MAX as u32).unwrap_or(0)
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the host (read through the vDSO).
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
+}
+
+/// CLOCK_REALTIME in nanoseconds since the Unix epoch.
+pub(crate) fn realtime_ns() -> u64 {
+    let t = rustix::time::clock_gettime(ClockId::Realtime);
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
+}
+
+/// This process's id.
+pub(crate) fn current_pid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// A process's start time (clock ticks after boot, `/proc/PID/stat` field 22), and whether it is
+/// a zombie. `None` if there is no such process.
+fn stat_of(pid: u32) -> Option<(u64, bool)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?; // field 3
+    let start = fields.nth(18)?.parse().ok()?; // field 22
+    Some((start, state == "Z" || state == "X"))
+}
+
+/// The start time of process `pid`, or 0 if it cannot be read.
+pub(crate) fn process_start_time(pid: u32) -> u64 {
+    stat_of(pid).map_or(0, |(start, _)| start)
+}
+
+/// Whether the process `pid` that started at `start_time` still runs. A zombie counts as dead;
+/// a different process that reuses the pid (another start time) counts as dead. A `start_time`
+/// of 0 (unknown) compares only the pid.
+pub(crate) fn process_alive(pid: u32, start_time: u64) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    match stat_of(pid) {
+        None => false,
+        Some((_, true)) => false,
+        Some((start, false)) => start_time == 0 || start == start_time,
+    }
+}

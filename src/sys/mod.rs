@@ -1,0 +1,6 @@
+//! The only code that calls the operating system. Linux only for now.
+
+#[cfg_attr(target_os = "linux", path = "linux.rs")]
+mod imp;
+
+pub(crate) use imp::*;
