@@ -154,12 +154,12 @@ pub struct RingHeader {
 /// A publisher's record (one cache line each, written only by its owner on the hot path).
 #[repr(C, align(128))]
 pub struct PubRecord {
-    /// Owner pid, 0 = free. Taken with a CAS; a dead owner's record may be taken over.
-    pub pid: AtomicU32,
-    /// Bumped each time the record is taken: `publisher id = index | generation << 8`.
+    /// Owner: `pid << 32 | (start_time & 0xffff_ffff)`, 0 = free. Taken with one CAS (from 0, or
+    /// from a dead owner's value), so pid and start time change together.
+    pub owner: AtomicU64,
+    /// Bumped each time the record is taken: `publisher id = index | (generation << 8)`.
     pub generation: AtomicU32,
-    /// Owner's start time (see `SegmentHeader::creator_start_time`).
-    pub start_time: AtomicU64,
+    _reserved0: AtomicU32,
     /// [`INFLIGHT_IDLE`], [`INFLIGHT_CLAIMING`], or the sequence number currently claimed.
     pub inflight: AtomicU64,
     /// Messages this owner committed.
@@ -172,12 +172,11 @@ pub struct PubRecord {
 /// A subscriber's record (one cache line each, written only by its owner).
 #[repr(C, align(128))]
 pub struct SubRecord {
-    /// Owner pid, 0 = free.
-    pub pid: AtomicU32,
+    /// Owner, encoded as in [`PubRecord::owner`]; 0 = free.
+    pub owner: AtomicU64,
     /// Bumped each time the record is taken.
     pub generation: AtomicU32,
-    /// Owner's start time.
-    pub start_time: AtomicU64,
+    _reserved0: AtomicU32,
     /// Next sequence the subscriber will read.
     pub cursor: AtomicU64,
     /// Messages delivered to the owner.

@@ -86,7 +86,8 @@ impl RingGeometry {
 
 /// One topic's block, mapped. Keeps the segment alive.
 pub(crate) struct Ring {
-    seg: Arc<Segment>,
+    /// Keeps the mapping that `base` points into alive.
+    _seg: Arc<Segment>,
     base: NonNull<u8>,
     pub geom: RingGeometry,
     mask: u64,
@@ -117,12 +118,7 @@ impl Ring {
             .ring_size
         );
         let base = seg.arena_range(geom.ring_offset, geom.ring_size)?;
-        Some(Ring { seg, base, geom, mask: u64::from(geom.slot_count) - 1, name })
-    }
-
-    /// The segment this ring lives in.
-    pub fn segment(&self) -> &Arc<Segment> {
-        &self.seg
+        Some(Ring { _seg: seg, base, geom, mask: u64::from(geom.slot_count) - 1, name })
     }
 
     /// The ring header.

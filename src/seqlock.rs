@@ -64,8 +64,10 @@ pub(crate) fn begin_write(stamp_word: &AtomicU64, seq: u64) -> Begin {
             }
         }
         // SYNC: Acquire pairs with the Release stamp store in `end_write` of the previous writer
-        // of this slot: its payload stores happen before ours, so they cannot land on top of ours.
-        match stamp_word.compare_exchange_weak(cur, mine, Ordering::Acquire, Ordering::Relaxed) {
+        // of this slot: its payload stores happen before ours, so they cannot land on top of
+        // ours. Release pairs with the Acquire stamp load of a peer that checks whether we are
+        // alive: it then sees our publisher record's `inflight = seq` (`any_live_holder`).
+        match stamp_word.compare_exchange_weak(cur, mine, Ordering::AcqRel, Ordering::Relaxed) {
             Ok(_) => {
                 // SYNC: this Release fence pairs with the reader's Acquire fence in `read`: a
                 // reader that sees any payload word we store after this point sees the WRITING

@@ -113,7 +113,7 @@ pub(crate) fn current_pid() -> u32 {
 
 /// A process's start time (clock ticks after boot, `/proc/PID/stat` field 22), and whether it is
 /// a zombie. `None` if there is no such process.
-fn stat_of(pid: u32) -> Option<(u64, bool)> {
+pub(crate) fn stat_of(pid: u32) -> Option<(u64, bool)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];

@@ -4,3 +4,4 @@
 mod imp;
 
 pub(crate) use imp::*;
+pub use imp::monotonic_ns;

@@ -1,0 +1,354 @@
+//! Publishers: claim a sequence, write in place, commit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::error::{PublishError, TopicError};
+use crate::layout::{INFLIGHT_CLAIMING, INFLIGHT_IDLE, PubRecord};
+use crate::ring::Ring;
+use crate::seqlock::{self, Begin};
+use crate::sync::atomic::Ordering;
+use crate::{sys, topic, wait};
+
+/// How long a writer or reader waits on a slot held by another writer before it checks whether
+/// that writer is still alive (and repairs the slot if not).
+pub(crate) const LIVENESS_WINDOW: Duration = Duration::from_millis(100);
+
+/// Publishes messages on one topic.
+///
+/// Any number of publishers, in any processes, may share a topic: each `publish` takes the next
+/// sequence number with one atomic add, so every subscriber sees one total order. Publishing
+/// never waits for subscribers (lossy delivery); it waits only in the rare case that the slot it
+/// claimed is still being written by a publisher a whole ring earlier.
+///
+/// `Publisher` is `Send` (it may move to another thread) but not `Sync`: its methods take
+/// `&mut self`, one thread at a time. Make one publisher per thread.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-pub-{}", std::process::id());
+/// let bus = shmbus::Bus::create(&name, &shmbus::BusConfig::default())?;
+/// let mut publisher = bus.publisher("greetings")?;
+/// let seq = publisher.publish(b"hello")?;
+/// let mut loan = publisher.loan(5)?;
+/// loan.as_mut_slice().copy_from_slice(b"world");
+/// assert_eq!(loan.publish(), seq + 1);
+/// # drop(publisher); drop(bus); shmbus::Bus::remove(&name)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Publisher {
+    ring: Arc<Ring>,
+    index: u32,
+    id: u32,
+    published: u64,
+    aborted: u64,
+    /// Stands in for a slot that was overrun before we could take it (see `Loan`).
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").field("topic", &self.ring.name).field("id", &self.id).finish()
+    }
+}
+
+impl Publisher {
+    pub(crate) fn new(ring: Arc<Ring>) -> Result<Publisher, TopicError> {
+        let h = ring.header();
+        let (index, generation) = topic::take_record(
+            ring.geom.max_publishers,
+            |i| {
+                let r = ring.pub_record(i);
+                (&r.owner, &r.generation)
+            },
+            |i| retire(&ring, ring.pub_record(i)),
+        )
+        .ok_or(TopicError::PublisherTableFull)?;
+        let rec = ring.pub_record(index);
+        rec.published.store(0, Ordering::Relaxed);
+        rec.aborted.store(0, Ordering::Relaxed);
+        rec.inflight.store(INFLIGHT_IDLE, Ordering::Release);
+        let _ = h;
+        Ok(Publisher {
+            id: index | (generation << 8),
+            ring,
+            index,
+            published: 0,
+            aborted: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// This publisher's id, as subscribers see it in [`MessageInfo::publisher_id`](crate::MessageInfo):
+    /// the index of its record (low 8 bits) and the record's generation.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        &self.ring.name
+    }
+
+    /// The largest message this topic takes, in bytes.
+    pub fn capacity(&self) -> usize {
+        self.ring.geom.payload_size as usize
+    }
+
+    /// Copies `msg` into the next slot and publishes it. Returns its sequence number.
+    ///
+    /// # Errors
+    /// [`PublishError::TooLarge`] if `msg` is longer than the topic's `payload_size`; nothing is
+    /// published.
+    #[inline]
+    pub fn publish(&mut self, msg: &[u8]) -> Result<u64, PublishError> {
+        self.check_len(msg.len())?;
+        let (seq, owned) = self.claim();
+        if owned {
+            seqlock::store_payload(self.ring.payload_words(seq), msg);
+        }
+        self.commit(seq, msg.len(), owned);
+        Ok(seq)
+    }
+
+    /// Publishes a plain-data value (any `zerocopy::IntoBytes` type) by copy.
+    ///
+    /// # Errors
+    /// [`PublishError::TooLarge`] if the value is larger than the slot.
+    pub fn publish_value<T: IntoBytes + Immutable + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<u64, PublishError> {
+        self.publish(value.as_bytes())
+    }
+
+    /// Claims the next slot for a message of `len` bytes and lends it for writing in place.
+    /// Publish it with [`Loan::publish`]; dropping the loan aborts it (subscribers skip it).
+    ///
+    /// Keep loans short: subscribers deliver in sequence order, so they wait for an outstanding
+    /// loan before they deliver later messages.
+    ///
+    /// # Errors
+    /// [`PublishError::TooLarge`] if `len` exceeds the topic's `payload_size`.
+    #[inline]
+    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>, PublishError> {
+        self.check_len(len)?;
+        let (seq, owned) = self.claim();
+        if !owned && self.scratch.len() < len {
+            self.scratch.resize(len, 0);
+        }
+        Ok(Loan { publisher: self, seq, len, owned, done: false })
+    }
+
+    #[inline]
+    fn check_len(&self, len: usize) -> Result<(), PublishError> {
+        let capacity = self.ring.geom.payload_size as usize;
+        if len > capacity {
+            return Err(PublishError::TooLarge { len, capacity });
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn record(&self) -> &PubRecord {
+        self.ring.pub_record(self.index)
+    }
+
+    /// Takes a sequence number and its slot. `owned` is false if a later lap took the slot first
+    /// (we were a ring behind); the message is then overrun before it is written.
+    #[inline]
+    fn claim(&mut self) -> (u64, bool) {
+        let rec = self.record();
+        rec.inflight.store(INFLIGHT_CLAIMING, Ordering::Relaxed);
+        crate::crash_point("publish-before-claim");
+        // SYNC: AcqRel: the Release half orders the CLAIMING store above before the claim, so a
+        // peer that acquires `claim` > seq sees CLAIMING (or later) in our record
+        // (`any_live_holder`); the Acquire half is not needed by the protocol but keeps the
+        // claim and the slot CAS in order for readers of our record.
+        let seq = self.ring.header().claim.fetch_add(1, Ordering::AcqRel);
+        rec.inflight.store(seq, Ordering::Relaxed);
+        crate::crash_point("publish-after-claim");
+        let stamp_word = &self.ring.slot(seq).stamp;
+        let mut since: Option<Instant> = None;
+        loop {
+            match seqlock::begin_write(stamp_word, seq) {
+                Begin::Acquired => {
+                    crate::crash_point("publish-after-begin");
+                    return (seq, true);
+                }
+                Begin::Superseded => return (seq, false),
+                Begin::Busy { stamp } => {
+                    // A writer one ring earlier still holds this slot. Wait; past the liveness
+                    // window, repair the slot if that writer is dead.
+                    let start = *since.get_or_insert_with(Instant::now);
+                    if start.elapsed() >= LIVENESS_WINDOW {
+                        if let Some((old, _)) = seqlock::decode(stamp) {
+                            repair_if_abandoned(&self.ring, old, stamp);
+                        }
+                        since = Some(Instant::now());
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+
+    /// Fills the slot header, commits, and wakes sleepers.
+    #[inline]
+    fn commit(&mut self, seq: u64, len: usize, owned: bool) {
+        let ring = &*self.ring;
+        if owned {
+            let slot = ring.slot(seq);
+            slot.len.store(len as u32, Ordering::Relaxed);
+            slot.publisher.store(self.id, Ordering::Relaxed);
+            slot.timestamp_ns.store(sys::monotonic_ns(), Ordering::Relaxed);
+            crate::crash_point("publish-before-commit");
+            seqlock::end_write(&slot.stamp, seq, seqlock::COMMITTED);
+        }
+        self.published += 1;
+        self.finish(seq);
+    }
+
+    #[inline]
+    fn abort(&mut self, seq: u64, owned: bool) {
+        if owned {
+            seqlock::end_write(&self.ring.slot(seq).stamp, seq, seqlock::ABORTED);
+        }
+        self.aborted += 1;
+        self.finish(seq);
+    }
+
+    #[inline]
+    fn finish(&mut self, _seq: u64) {
+        let ring = &*self.ring;
+        let rec = ring.pub_record(self.index);
+        rec.published.store(self.published, Ordering::Relaxed);
+        rec.aborted.store(self.aborted, Ordering::Relaxed);
+        // SYNC: Release pairs with the Acquire load of `inflight` in `any_live_holder`: a peer
+        // that sees IDLE also sees our slot's final stamp.
+        rec.inflight.store(INFLIGHT_IDLE, Ordering::Release);
+        let h = ring.header();
+        wait::wake_if_sleeping(&wait::SysFutex, &h.event, &h.sleepers, &h.wakes);
+    }
+}
+
+/// Folds a departing record's counters into the topic totals.
+fn retire(ring: &Ring, rec: &PubRecord) {
+    let h = ring.header();
+    h.retired_published.fetch_add(rec.published.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+    h.retired_aborted.fetch_add(rec.aborted.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+    rec.inflight.store(INFLIGHT_IDLE, Ordering::Relaxed);
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let rec = self.ring.pub_record(self.index);
+        retire(&self.ring, rec);
+        // SYNC: Release pairs with the Acquire CAS in `topic::take_record`.
+        rec.owner.store(0, Ordering::Release);
+    }
+}
+
+/// Whether a live publisher may hold sequence `seq` (claimed, or about to record its claim).
+pub(crate) fn any_live_holder(ring: &Ring, seq: u64) -> bool {
+    (0..ring.geom.max_publishers).any(|i| {
+        let r = ring.pub_record(i);
+        // SYNC: Acquire pairs with the Release stores of `inflight` in `Publisher::finish`.
+        let inflight = r.inflight.load(Ordering::Acquire);
+        (inflight == seq || inflight == INFLIGHT_CLAIMING)
+            && crate::liveness::owner_alive(r.owner.load(Ordering::Relaxed))
+    })
+}
+
+/// If no live publisher can still write `seq`, closes its slot (seen with stamp `seen`) as
+/// REPAIRED. Returns true if this call repaired it.
+pub(crate) fn repair_if_abandoned(ring: &Ring, seq: u64, seen: u64) -> bool {
+    if any_live_holder(ring, seq) {
+        return false;
+    }
+    let word = &ring.slot(seq).stamp;
+    // The holder may have finished between our look at the stamp and the scan: re-read.
+    if word.load(Ordering::SeqCst) != seen {
+        return false;
+    }
+    if seqlock::repair(word, seen, seq) {
+        let h = ring.header();
+        h.repaired.fetch_add(1, Ordering::Relaxed);
+        wait::wake_if_sleeping(&wait::SysFutex, &h.event, &h.sleepers, &h.wakes);
+        true
+    } else {
+        false
+    }
+}
+
+/// A slot lent by [`Publisher::loan`]: write the message in place, then [`publish`](Loan::publish).
+/// Dropping it unpublished aborts it: subscribers skip the sequence and lose nothing.
+pub struct Loan<'a> {
+    publisher: &'a mut Publisher,
+    seq: u64,
+    len: usize,
+    owned: bool,
+    done: bool,
+}
+
+impl std::fmt::Debug for Loan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loan").field("seq", &self.seq).field("len", &self.len).finish()
+    }
+}
+
+impl Loan<'_> {
+    /// The sequence number this message will have.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The message's bytes, inside the shared slot. Their initial content is unspecified (an
+    /// older message); write all `len` bytes you mean to send.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        if !self.owned {
+            return &mut self.publisher.scratch[..self.len];
+        }
+        let ptr = self.publisher.ring.payload_ptr(self.seq);
+        // SAFETY: the slot is ours: its stamp is WRITING(seq), which no other writer replaces
+        // while we live (writers take a slot only from a finished stamp; repair needs our process
+        // dead). `len <= payload_size` was checked by `loan`, so the range is inside the slot.
+        // Readers may still load these bytes with atomic loads; they discard them when they
+        // re-check the stamp (see docs/safety.md, "Loans").
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts_mut(ptr.as_ptr(), self.len)
+        }
+    }
+
+    /// The message as a plain-data value (any `zerocopy` `FromBytes + IntoBytes` type no larger
+    /// than the loan).
+    ///
+    /// # Errors
+    /// [`PublishError::BadType`] if `T` is larger than the loan or the slot is not aligned
+    /// enough for it (slots are 32-byte aligned).
+    pub fn as_mut_value<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &mut self,
+    ) -> Result<&mut T, PublishError> {
+        let err = PublishError::BadType { size: size_of::<T>(), align: align_of::<T>() };
+        T::mut_from_prefix(self.as_mut_slice()).map(|(v, _)| v).map_err(|_| err)
+    }
+
+    /// Commits the message. Returns its sequence number.
+    pub fn publish(mut self) -> u64 {
+        self.done = true;
+        let (seq, len, owned) = (self.seq, self.len, self.owned);
+        self.publisher.commit(seq, len, owned);
+        seq
+    }
+}
+
+impl Drop for Loan<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.publisher.abort(self.seq, self.owned);
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Subscribers: a private cursor over a topic's ring, validated copies, loss reporting, waiting.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zerocopy::{FromBytes, KnownLayout};
+
+use crate::error::{RecvError, TopicError};
+use crate::layout::SubRecord;
+use crate::publisher::{LIVENESS_WINDOW, repair_if_abandoned};
+use crate::ring::Ring;
+use crate::seqlock::{self, Peek};
+use crate::sync::atomic::Ordering;
+use crate::topic;
+use crate::wait::{self, SysFutex, WaitStrategy};
+
+/// Where a new subscriber starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StartAt {
+    /// At the next message published after the subscriber is created.
+    #[default]
+    Next,
+    /// At the oldest message still in the ring (up to `slots` messages back).
+    Oldest,
+}
+
+/// Options of a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SubscriberConfig {
+    /// How `recv` and `recv_timeout` wait.
+    pub wait: WaitStrategy,
+    /// Where reading starts.
+    pub start: StartAt,
+}
+
+/// What a receive returns besides the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// Sequence number in the topic's total order (0, 1, 2, … across all publishers).
+    pub seq: u64,
+    /// Payload length in bytes.
+    pub len: usize,
+    /// When it was published: CLOCK_MONOTONIC in ns (see [`monotonic_ns`](crate::monotonic_ns)).
+    pub timestamp_ns: u64,
+    /// The publisher's id ([`Publisher::id`](crate::Publisher::id)).
+    pub publisher_id: u32,
+}
+
+/// Receives every message of one topic, in order.
+///
+/// A subscriber has its own cursor. If it falls more than the ring's `slots` messages behind, the
+/// oldest messages are overwritten and the next receive returns [`RecvError::Lost`] with their
+/// exact range; the following one continues with the oldest message still available. Payloads
+/// are copied out with atomic loads and validated against the slot's seqlock, so a receive never
+/// returns a torn or overwritten message.
+///
+/// `Subscriber` is `Send` but not `Sync` (methods take `&mut self`).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-sub-{}", std::process::id());
+/// use std::time::Duration;
+/// let bus = shmbus::Bus::create(&name, &shmbus::BusConfig::default())?;
+/// let mut subscriber = bus.subscriber("greetings")?;
+/// let mut publisher = bus.publisher("greetings")?;
+/// publisher.publish(b"hello")?;
+/// let mut buf = [0u8; 256];
+/// let info = subscriber.recv_timeout(&mut buf, Duration::from_secs(1))?;
+/// assert_eq!(&buf[..info.len], b"hello");
+/// # drop((publisher, subscriber, bus)); shmbus::Bus::remove(&name)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Subscriber {
+    ring: Arc<Ring>,
+    index: u32,
+    next: u64,
+    wait: WaitStrategy,
+    delivered: u64,
+    lost: u64,
+    empty_polls: u32,
+    stuck_since: Option<Instant>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("topic", &self.ring.name)
+            .field("next", &self.next)
+            .field("wait", &self.wait)
+            .finish()
+    }
+}
+
+/// Empty polls between two checks for a slot stuck in the hands of a dead writer.
+const STUCK_CHECK_EVERY: u32 = 4096;
+
+impl Subscriber {
+    pub(crate) fn new(ring: Arc<Ring>, cfg: &SubscriberConfig) -> Result<Subscriber, TopicError> {
+        let (index, _generation) = topic::take_record(
+            ring.geom.max_subscribers,
+            |i| {
+                let r = ring.sub_record(i);
+                (&r.owner, &r.generation)
+            },
+            |_| {},
+        )
+        .ok_or(TopicError::SubscriberTableFull)?;
+        let claim = ring.header().claim.load(Ordering::Acquire);
+        let next = match cfg.start {
+            StartAt::Next => claim,
+            StartAt::Oldest => claim.saturating_sub(u64::from(ring.geom.slot_count)),
+        };
+        let rec = ring.sub_record(index);
+        rec.cursor.store(next, Ordering::Relaxed);
+        rec.delivered.store(0, Ordering::Relaxed);
+        rec.lost.store(0, Ordering::Relaxed);
+        Ok(Subscriber {
+            ring,
+            index,
+            next,
+            wait: cfg.wait,
+            delivered: 0,
+            lost: 0,
+            empty_polls: 0,
+            stuck_since: None,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        &self.ring.name
+    }
+
+    /// The largest message on this topic: a buffer of this size always suffices.
+    pub fn capacity(&self) -> usize {
+        self.ring.geom.payload_size as usize
+    }
+
+    /// Sequence number of the next message this subscriber will read.
+    pub fn next_seq(&self) -> u64 {
+        self.next
+    }
+
+    /// How many messages have been published (claimed) that this subscriber has not read yet.
+    pub fn lag(&self) -> u64 {
+        self.ring.header().claim.load(Ordering::Acquire).saturating_sub(self.next)
+    }
+
+    /// Messages delivered and lost so far: `(delivered, lost)`.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.delivered, self.lost)
+    }
+
+    /// The wait strategy used by `recv` and `recv_timeout`.
+    pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
+        self.wait = wait;
+    }
+
+    #[inline]
+    fn record(&self) -> &SubRecord {
+        self.ring.sub_record(self.index)
+    }
+
+    #[inline]
+    fn advance_to(&mut self, next: u64) {
+        self.next = next;
+        self.empty_polls = 0;
+        self.stuck_since = None;
+        self.record().cursor.store(next, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn lose(&mut self, first_seq: u64, next: u64) -> RecvError {
+        let count = next - first_seq;
+        self.lost += count;
+        self.record().lost.store(self.lost, Ordering::Relaxed);
+        self.advance_to(next);
+        RecvError::Lost { first_seq, count }
+    }
+
+    /// One attempt to read the next message into `buf`.
+    #[inline]
+    fn poll(&mut self, buf: &mut [u8], check_stuck: bool) -> Result<MessageInfo, RecvError> {
+        loop {
+            let seq = self.next;
+            let ring = &*self.ring;
+            let slot = ring.slot(seq);
+            match seqlock::peek(&slot.stamp, seq) {
+                Peek::Committed { stamp } => {
+                    let len = slot.len.load(Ordering::Relaxed) as usize;
+                    let timestamp_ns = slot.timestamp_ns.load(Ordering::Relaxed);
+                    let publisher_id = slot.publisher.load(Ordering::Relaxed);
+                    if len > ring.geom.payload_size as usize {
+                        if !seqlock::validate(&slot.stamp, stamp) {
+                            continue; // overwritten meanwhile: look again
+                        }
+                        // A committed slot with an impossible length: a buggy or hostile
+                        // writer. Never read past the slot; report the message as lost.
+                        return Err(self.lose(seq, seq + 1));
+                    }
+                    if len > buf.len() {
+                        if !seqlock::validate(&slot.stamp, stamp) {
+                            continue;
+                        }
+                        return Err(RecvError::BufferTooSmall { needed: len });
+                    }
+                    seqlock::load_payload(ring.payload_words(seq), &mut buf[..len]);
+                    if !seqlock::validate(&slot.stamp, stamp) {
+                        continue; // torn: the next peek sees the overrun and resynchronises
+                    }
+                    self.delivered += 1;
+                    self.record().delivered.store(self.delivered, Ordering::Relaxed);
+                    self.advance_to(seq + 1);
+                    return Ok(MessageInfo { seq, len, timestamp_ns, publisher_id });
+                }
+                Peek::NotYet { stamp } | Peek::Writing { stamp } => {
+                    self.empty_polls = self.empty_polls.wrapping_add(1);
+                    if check_stuck || self.empty_polls % STUCK_CHECK_EVERY == 0 {
+                        self.check_stuck(seq, stamp);
+                    }
+                    return Err(RecvError::Empty);
+                }
+                Peek::Aborted => self.advance_to(seq + 1),
+                Peek::Repaired => return Err(self.lose(seq, seq + 1)),
+                Peek::Overrun => {
+                    let claim = ring.header().claim.load(Ordering::Acquire);
+                    let oldest = claim.saturating_sub(u64::from(ring.geom.slot_count));
+                    return Err(self.lose(seq, oldest.max(seq + 1)));
+                }
+            }
+        }
+    }
+
+    /// The slot for `seq` has been empty or mid-write: if `seq` was claimed and nobody alive can
+    /// finish it for a whole liveness window, close it so the topic moves on.
+    #[cold]
+    fn check_stuck(&mut self, seq: u64, stamp: u64) {
+        if self.ring.header().claim.load(Ordering::SeqCst) <= seq {
+            self.stuck_since = None; // not claimed yet: simply no message
+            return;
+        }
+        let since = *self.stuck_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= LIVENESS_WINDOW {
+            repair_if_abandoned(&self.ring, seq, stamp);
+            self.stuck_since = None;
+        }
+    }
+
+    /// Receives the next message into `buf` if one is available, without waiting.
+    ///
+    /// # Errors
+    /// [`RecvError::Empty`] if none is available; [`RecvError::Lost`] if messages were lost
+    /// (the cursor moved past them); [`RecvError::BufferTooSmall`] if `buf` cannot hold the
+    /// next message (it stays unread).
+    #[inline]
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<MessageInfo, RecvError> {
+        self.poll(buf, false)
+    }
+
+    /// Receives the next message, waiting as long as it takes (with the subscriber's
+    /// [`WaitStrategy`]).
+    ///
+    /// # Errors
+    /// [`RecvError::Lost`] and [`RecvError::BufferTooSmall`] as in [`try_recv`](Self::try_recv).
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<MessageInfo, RecvError> {
+        self.wait_for(buf, None)
+    }
+
+    /// Receives the next message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvError::Timeout`] if no message arrived in time; otherwise as
+    /// [`try_recv`](Self::try_recv).
+    pub fn recv_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<MessageInfo, RecvError> {
+        self.wait_for(buf, Some(Instant::now() + timeout))
+    }
+
+    /// Receives the next message if one is available and passes its validated bytes to `f`.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv), except that `BufferTooSmall` cannot happen.
+    pub fn try_recv_with<R>(
+        &mut self,
+        f: impl FnOnce(MessageInfo, &[u8]) -> R,
+    ) -> Result<R, RecvError> {
+        let mut scratch = self.take_scratch();
+        let r = self.poll(&mut scratch, false).map(|info| f(info, &scratch[..info.len]));
+        self.scratch = scratch;
+        r
+    }
+
+    /// Waits at most `timeout` for the next message and passes its validated bytes to `f`.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout), except that `BufferTooSmall` cannot happen.
+    pub fn recv_timeout_with<R>(
+        &mut self,
+        timeout: Duration,
+        f: impl FnOnce(MessageInfo, &[u8]) -> R,
+    ) -> Result<R, RecvError> {
+        let mut scratch = self.take_scratch();
+        let r = self
+            .wait_for(&mut scratch, Some(Instant::now() + timeout))
+            .map(|info| f(info, &scratch[..info.len]));
+        self.scratch = scratch;
+        r
+    }
+
+    /// Receives the next message as a plain-data value (any `zerocopy::FromBytes` type), waiting
+    /// at most `timeout`. The message must be exactly `size_of::<T>()` bytes long.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout); a message of another length is consumed and
+    /// reported as [`RecvError::BufferTooSmall`] with its length.
+    pub fn recv_value_timeout<T: FromBytes + KnownLayout>(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<(MessageInfo, T), RecvError> {
+        self.recv_timeout_with(timeout, |info, bytes| {
+            T::read_from_bytes(bytes).map(|v| (info, v)).map_err(|_| info.len)
+        })?
+        .map_err(|needed| RecvError::BufferTooSmall { needed })
+    }
+
+    fn take_scratch(&mut self) -> Vec<u8> {
+        let mut s = std::mem::take(&mut self.scratch);
+        s.resize(self.capacity(), 0);
+        s
+    }
+
+    fn wait_for(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<MessageInfo, RecvError> {
+        match self.poll(buf, false) {
+            Err(RecvError::Empty) => {}
+            other => return other,
+        }
+        let expired = |now: Instant| deadline.is_some_and(|d| now >= d);
+        let park_from = match self.wait {
+            WaitStrategy::Spin => None,
+            WaitStrategy::Park => Some(Instant::now()),
+            WaitStrategy::SpinThenPark { spin } => Some(Instant::now() + spin),
+        };
+        // Spin phase: poll, and read the clock every 64 polls.
+        loop {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+                match self.poll(buf, false) {
+                    Err(RecvError::Empty) => {}
+                    other => return other,
+                }
+            }
+            let now = Instant::now();
+            if expired(now) {
+                return Err(RecvError::Timeout);
+            }
+            if park_from.is_some_and(|p| now >= p) {
+                break;
+            }
+        }
+        // Park phase: sleep on the topic's futex, waking at least once per liveness window to
+        // check for a dead writer.
+        let ring = Arc::clone(&self.ring);
+        let h = ring.header();
+        loop {
+            let now = Instant::now();
+            if expired(now) {
+                return Err(RecvError::Timeout);
+            }
+            let nap = deadline.map_or(LIVENESS_WINDOW, |d| (d - now).min(LIVENESS_WINDOW));
+            let found = wait::park(&SysFutex, &h.event, &h.sleepers, nap, || {
+                match self.poll(buf, false) {
+                    Err(RecvError::Empty) => None,
+                    other => Some(other),
+                }
+            });
+            if let Some(r) = found {
+                return r;
+            }
+            match self.poll(buf, true) {
+                Err(RecvError::Empty) => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        // SYNC: Release pairs with the Acquire CAS in `topic::take_record`.
+        self.record().owner.store(0, Ordering::Release);
+    }
+}
