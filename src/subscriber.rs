@@ -26,12 +26,26 @@ pub enum StartAt {
 }
 
 /// Options of a subscriber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubscriberConfig {
     /// How `recv` and `recv_timeout` wait.
     pub wait: WaitStrategy,
     /// Where reading starts.
     pub start: StartAt,
+    /// How long the next message may stay claimed but unwritten before this subscriber checks
+    /// whether its writer died (and closes the slot if so). A parked subscriber also wakes this
+    /// often to make that check. Default 100 ms.
+    pub liveness_window: Duration,
+}
+
+impl Default for SubscriberConfig {
+    fn default() -> Self {
+        SubscriberConfig {
+            wait: WaitStrategy::default(),
+            start: StartAt::Next,
+            liveness_window: LIVENESS_WINDOW,
+        }
+    }
 }
 
 /// What a receive returns besides the payload.
@@ -76,6 +90,7 @@ pub struct Subscriber {
     index: u32,
     next: u64,
     wait: WaitStrategy,
+    liveness_window: Duration,
     delivered: u64,
     lost: u64,
     empty_polls: u32,
@@ -121,6 +136,7 @@ impl Subscriber {
             index,
             next,
             wait: cfg.wait,
+            liveness_window: cfg.liveness_window.max(Duration::from_millis(1)),
             delivered: 0,
             lost: 0,
             empty_polls: 0,
@@ -243,7 +259,7 @@ impl Subscriber {
             return;
         }
         let since = *self.stuck_since.get_or_insert_with(Instant::now);
-        if since.elapsed() >= LIVENESS_WINDOW {
+        if since.elapsed() >= self.liveness_window {
             repair_if_abandoned(&self.ring, seq, stamp);
             self.stuck_since = None;
         }
@@ -376,7 +392,8 @@ impl Subscriber {
             if expired(now) {
                 return Err(RecvError::Timeout);
             }
-            let nap = deadline.map_or(LIVENESS_WINDOW, |d| (d - now).min(LIVENESS_WINDOW));
+            let window = self.liveness_window;
+            let nap = deadline.map_or(window, |d| (d - now).min(window));
             let found = wait::park(&SysFutex, &h.event, &h.sleepers, nap, || {
                 match self.poll(buf, false) {
                     Err(RecvError::Empty) => None,

@@ -331,29 +331,33 @@ pub(crate) fn open_existing(seg: &Arc<Segment>, name: &str) -> Result<Ring, Topi
     find(seg, name)?.ok_or_else(|| TopicError::NotFound(name.to_owned()))
 }
 
-/// Takes a free (or dead-owned) record; returns its index and new generation. `records` yields
-/// `(owner, generation)` for index `i`. On taking a dead owner's record, `retire(i)` runs first
-/// so its counters can be folded into the topic totals.
+/// Takes a free record, or else one whose owner died; returns its index and new generation.
+/// `record(i)` yields `(owner, generation)` of record `i`. Free records go first so that dead
+/// owners stay visible (`shmbus info`) until their entry is needed. On taking a dead owner's
+/// record, `retire(i)` runs first so its counters can be folded into the topic totals.
 pub(crate) fn take_record<'r>(
     count: u32,
     record: impl Fn(u32) -> (&'r AtomicU64, &'r AtomicU32),
     mut retire: impl FnMut(u32),
 ) -> Option<(u32, u32)> {
     let me = liveness::my_owner();
-    for i in 0..count {
-        let (owner, generation) = record(i);
-        let cur = owner.load(Ordering::Relaxed);
-        if cur != 0 && liveness::owner_alive(cur) {
-            continue;
-        }
-        // SYNC: Acquire pairs with the Release store of 0 when a record is given back: we see
-        // the previous owner's last counter updates.
-        if owner.compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-            if cur != 0 {
-                retire(i);
+    for take_dead in [false, true] {
+        for i in 0..count {
+            let (owner, generation) = record(i);
+            let cur = owner.load(Ordering::Relaxed);
+            let usable = if take_dead { cur != 0 && !liveness::owner_alive(cur) } else { cur == 0 };
+            if !usable {
+                continue;
             }
-            let generation = generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-            return Some((i, generation));
+            // SYNC: Acquire pairs with the Release store of 0 when a record is given back: we
+            // see the previous owner's last counter updates.
+            if owner.compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                if cur != 0 {
+                    retire(i);
+                }
+                let generation = generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+                return Some((i, generation));
+            }
         }
     }
     None

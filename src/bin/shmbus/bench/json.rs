@@ -1,0 +1,116 @@
+//! The JSON report (schema 1), written by hand: another tool reads it, so its shape is stable.
+//!
+//! ```json
+//! {"schema": 1,
+//!  "machine": {"cpu": "...", "cores": 2, "smt_siblings": false, "kernel": "...",
+//!              "clocksource": "...", "clock_read_ns": 20, "pinned": true},
+//!  "runs": [{"scenario": "pingpong", "transport": "shmbus", "mode": "spin", "payload_bytes": 64,
+//!            "subscribers": 1, "rate_per_s": null, "repeat": 0, "count": 200000, "lost": 0,
+//!            "p50_ns": 0, "p90_ns": 0, "p99_ns": 0, "p99_9_ns": 0, "p99_99_ns": 0,
+//!            "max_ns": 0, "msgs_per_s": 0.0}]}
+//! ```
+//! One run object per scenario × transport × mode × payload × subscribers × repeat (and rate).
+//! `smt_siblings` is `null` when unknown; `msgs_per_s` is round trips per second for ping-pong
+//! and messages delivered per second (summed over subscribers) otherwise.
+
+use std::fmt::Write as _;
+
+use super::machine::Machine;
+use super::report::RunRecord;
+
+/// Renders the whole report.
+pub fn render(machine: &Machine, runs: &[RunRecord]) -> String {
+    let mut out = String::from("{\"schema\": 1,\n \"machine\": ");
+    out.push_str(&machine_object(machine));
+    out.push_str(",\n \"runs\": [");
+    for (i, r) in runs.iter().enumerate() {
+        out.push_str(if i == 0 { "\n  " } else { ",\n  " });
+        out.push_str(&run_object(r));
+    }
+    out.push_str("\n ]}\n");
+    out
+}
+
+/// The `machine` object.
+fn machine_object(m: &Machine) -> String {
+    format!(
+        "{{\"cpu\": {}, \"cores\": {}, \"smt_siblings\": {}, \"kernel\": {}, \"clocksource\": {}, \
+         \"clock_read_ns\": {}, \"pinned\": {}}}",
+        string(&m.cpu),
+        m.cores,
+        m.smt_siblings.map_or("null".to_owned(), |b| b.to_string()),
+        string(&m.kernel),
+        string(&m.clocksource),
+        number(m.clock_read_ns),
+        m.pinned
+    )
+}
+
+/// One `runs` element.
+fn run_object(r: &RunRecord) -> String {
+    let s = &r.summary;
+    format!(
+        "{{\"scenario\": {}, \"transport\": {}, \"mode\": {}, \"payload_bytes\": {}, \
+         \"subscribers\": {}, \"rate_per_s\": {}, \"repeat\": {}, \"count\": {}, \"lost\": {}, \
+         \"p50_ns\": {}, \"p90_ns\": {}, \"p99_ns\": {}, \"p99_9_ns\": {}, \"p99_99_ns\": {}, \
+         \"max_ns\": {}, \"msgs_per_s\": {}}}",
+        string(r.spec.scenario.as_str()),
+        string(r.spec.transport.as_str()),
+        string(r.spec.mode.as_str()),
+        r.spec.payload,
+        r.spec.subscribers,
+        r.spec.rate.map_or("null".to_owned(), |v| v.to_string()),
+        r.repeat,
+        s.count,
+        r.lost,
+        s.p50,
+        s.p90,
+        s.p99,
+        s.p99_9,
+        s.p99_99,
+        s.max,
+        number(r.msgs_per_s)
+    )
+}
+
+/// A JSON number with one decimal (JSON has no NaN or infinity: those become 0.0).
+fn number(v: f64) -> String {
+    if v.is_finite() { format!("{v:.1}") } else { "0.0".to_owned() }
+}
+
+/// A JSON string literal.
+fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped() {
+        assert_eq!(string("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    }
+
+    #[test]
+    fn numbers_are_finite() {
+        assert_eq!(number(f64::NAN), "0.0");
+        assert_eq!(number(12.345), "12.3");
+    }
+}

@@ -1,0 +1,300 @@
+//! What to measure: scenarios, transports, modes, and the list of runs built from the options.
+
+use std::fmt;
+
+use clap::ValueEnum;
+
+/// The traffic pattern of a run (the `scenario` field of the JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scenario {
+    /// One message in flight, echoed back; one-way = round trip / 2, measured by the initiator.
+    Pingpong,
+    /// A publisher at a fixed rate; the receiver records now − intended send time.
+    OpenLoop,
+    /// A publisher as fast as the transport accepts; throughput plus now − send time.
+    Stream,
+    /// Open loop to several subscriber processes at once.
+    Fanout,
+}
+
+impl Scenario {
+    /// The name used in the table and in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pingpong => "pingpong",
+            Self::OpenLoop => "open-loop",
+            Self::Stream => "stream",
+            Self::Fanout => "fanout",
+        }
+    }
+}
+
+/// What `--only` selects. `sweep` is the ping-pong at the `--payload` sizes other than 64 B; its
+/// runs are reported as scenario `pingpong` with their payload size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Selection {
+    /// Ping-pong at 64 B, every transport and mode.
+    Pingpong,
+    /// Ping-pong at each other `--payload` size.
+    Sweep,
+    /// Fixed rate (each `--rate`), coordinated omission counted.
+    OpenLoop,
+    /// Maximum rate, 64 B: msgs/s and bytes/s.
+    Stream,
+    /// One publisher, `--subscribers` receivers, at `--fanout-rate`.
+    Fanout,
+}
+
+/// A transport under test (the `transport` field of the JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum Transport {
+    /// This crate.
+    Shmbus,
+    /// One cache line ping-ponged through a shared mapping with busy-spin: the hardware floor.
+    Floor,
+    /// A raw cross-process futex ping-pong: the floor of sleeping and waking.
+    Futex,
+    /// A pair of named pipes (FIFOs; the same kernel pipe as `pipe(2)`).
+    Pipe,
+    /// A Unix domain stream socket.
+    Unix,
+    /// TCP over 127.0.0.1 with `TCP_NODELAY`.
+    Tcp,
+}
+
+impl Transport {
+    /// The name used in the table and in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shmbus => "shmbus",
+            Self::Floor => "floor",
+            Self::Futex => "futex",
+            Self::Pipe => "pipe",
+            Self::Unix => "unix",
+            Self::Tcp => "tcp",
+        }
+    }
+
+    /// The byte-stream transports a user would pick instead of shared memory.
+    const ALTERNATIVES: [Self; 3] = [Self::Pipe, Self::Unix, Self::Tcp];
+}
+
+/// How a receiver waits (the `mode` field of the JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum Mode {
+    /// Busy-spin on the shared memory.
+    Spin,
+    /// Sleep on a futex until woken.
+    Park,
+    /// Spin for `--spin`, then park.
+    SpinThenPark,
+    /// A blocking `read(2)` (pipe, unix, tcp).
+    #[value(skip)]
+    Blocking,
+}
+
+impl Mode {
+    /// The name used in the table and in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spin => "spin",
+            Self::Park => "park",
+            Self::SpinThenPark => "spin-then-park",
+            Self::Blocking => "blocking",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One configuration: every repeat of it is one row of the JSON, and all repeats one table row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RunSpec {
+    /// Traffic pattern.
+    pub scenario: Scenario,
+    /// Payload bytes per message.
+    pub payload: usize,
+    /// Receiving processes (1 except for fanout).
+    pub subscribers: usize,
+    /// Messages per second for open-loop and fanout; `None` otherwise.
+    pub rate: Option<u64>,
+    /// Transport under test.
+    pub transport: Transport,
+    /// How the receiver waits.
+    pub mode: Mode,
+}
+
+impl RunSpec {
+    /// A short label, e.g. `open-loop@100k shmbus/park 64B`.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {}/{} {}B x{}",
+            self.scenario_label(),
+            self.transport.as_str(),
+            self.mode,
+            self.payload,
+            self.subscribers
+        )
+    }
+
+    /// The scenario with its rate, e.g. `open-loop@1k`.
+    pub fn scenario_label(&self) -> String {
+        match self.rate {
+            Some(rate) => format!("{}@{}", self.scenario.as_str(), human_rate(rate)),
+            None => self.scenario.as_str().to_owned(),
+        }
+    }
+}
+
+/// `100000` -> `100k`, `1500000` -> `1.5M`.
+pub fn human_rate(rate: u64) -> String {
+    match rate {
+        r if r >= 1_000_000 && r.is_multiple_of(100_000) => format!("{}M", r as f64 / 1e6),
+        r if r >= 1_000 && r.is_multiple_of(100) => format!("{}k", r as f64 / 1e3),
+        r => r.to_string(),
+    }
+}
+
+/// The parts of the options that decide which runs exist.
+pub struct PlanOptions<'a> {
+    /// Selected scenarios (empty = all).
+    pub only: &'a [Selection],
+    /// Selected transports (empty = all).
+    pub transports: &'a [Transport],
+    /// shmbus wait modes.
+    pub modes: &'a [Mode],
+    /// shmbus wait modes of the payload sweep.
+    pub sweep_modes: &'a [Mode],
+    /// Ping-pong sweep sizes.
+    pub payloads: &'a [usize],
+    /// Open-loop rates.
+    pub rates: &'a [u64],
+    /// Fanout subscriber counts.
+    pub subscribers: &'a [usize],
+    /// Fanout rate.
+    pub fanout_rate: u64,
+    /// CPUs the benchmark may use (decides whether busy-spinning fanout is sensible).
+    pub cpus: usize,
+}
+
+/// Payload of every scenario but the sweep (and the floor's cache line).
+pub const BASE_PAYLOAD: usize = 64;
+
+/// Builds the list of runs, plus notes about what was left out and why.
+pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
+    let mut runs = Vec::new();
+    let mut notes = Vec::new();
+    let selected = |s: Selection| o.only.is_empty() || o.only.contains(&s);
+    let single = |scenario, payload, rate, transport, mode| RunSpec {
+        scenario,
+        payload,
+        subscribers: 1,
+        rate,
+        transport,
+        mode,
+    };
+    // The floor is the reference of the p50/floor column: always measured unless filtered out.
+    runs.push(single(Scenario::Pingpong, BASE_PAYLOAD, None, Transport::Floor, Mode::Spin));
+    if selected(Selection::Pingpong) {
+        runs.push(single(Scenario::Pingpong, BASE_PAYLOAD, None, Transport::Futex, Mode::Park));
+        push_all(&mut runs, o.modes, |t, m| single(Scenario::Pingpong, BASE_PAYLOAD, None, t, m));
+    }
+    if selected(Selection::Sweep) {
+        for &p in o.payloads.iter().filter(|&&p| p != BASE_PAYLOAD) {
+            push_all(&mut runs, o.sweep_modes, |t, m| single(Scenario::Pingpong, p, None, t, m));
+        }
+    }
+    if selected(Selection::OpenLoop) {
+        for &rate in o.rates {
+            push_all(&mut runs, o.modes, |t, m| {
+                single(Scenario::OpenLoop, BASE_PAYLOAD, Some(rate), t, m)
+            });
+        }
+    }
+    if selected(Selection::Stream) {
+        push_all(&mut runs, o.modes, |t, m| single(Scenario::Stream, BASE_PAYLOAD, None, t, m));
+    }
+    if selected(Selection::Fanout) {
+        for &n in o.subscribers {
+            let modes = fanout_modes(o.modes, n, o.cpus, &mut notes);
+            push_all(&mut runs, &modes, |transport, mode| RunSpec {
+                scenario: Scenario::Fanout,
+                payload: BASE_PAYLOAD,
+                subscribers: n,
+                rate: Some(o.fanout_rate),
+                transport,
+                mode,
+            });
+        }
+    }
+    runs.retain(|r| o.transports.is_empty() || o.transports.contains(&r.transport));
+    runs.sort();
+    runs.dedup();
+    (runs, notes)
+}
+
+/// Pushes shmbus in each of `modes`, then each alternative (blocking).
+fn push_all(runs: &mut Vec<RunSpec>, modes: &[Mode], make: impl Fn(Transport, Mode) -> RunSpec) {
+    for &m in modes {
+        runs.push(make(Transport::Shmbus, m));
+    }
+    for t in Transport::ALTERNATIVES {
+        runs.push(make(t, Mode::Blocking));
+    }
+}
+
+/// Busy-waiting subscribers need a CPU each besides the publisher's; with fewer CPUs they would
+/// only measure the scheduler, so fanout falls back to park mode.
+fn fanout_modes(modes: &[Mode], subs: usize, cpus: usize, notes: &mut Vec<String>) -> Vec<Mode> {
+    if cpus > subs {
+        return modes.to_vec();
+    }
+    let dropped: Vec<&str> =
+        modes.iter().filter(|&&m| m != Mode::Park).map(|m| m.as_str()).collect();
+    if !dropped.is_empty() {
+        notes.push(format!(
+            "fanout 1->{subs}: park mode only, {cpus} CPUs cannot host {} spinning processes \
+             (skipped: {})",
+            subs + 1,
+            dropped.join(", ")
+        ));
+    }
+    vec![Mode::Park]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_read_well() {
+        assert_eq!(human_rate(100_000), "100k");
+        assert_eq!(human_rate(1_000), "1k");
+        assert_eq!(human_rate(1_500_000), "1.5M");
+        assert_eq!(human_rate(123), "123");
+    }
+
+    #[test]
+    fn two_cpus_fanout_parks() {
+        let modes = [Mode::Spin, Mode::Park, Mode::SpinThenPark];
+        let o = PlanOptions {
+            only: &[Selection::Fanout],
+            transports: &[Transport::Shmbus],
+            modes: &modes,
+            sweep_modes: &[Mode::Spin],
+            payloads: &[64],
+            rates: &[1000],
+            subscribers: &[2, 4],
+            fanout_rate: 10_000,
+            cpus: 2,
+        };
+        let (runs, notes) = build(&o);
+        assert_eq!(runs.len(), 2);
+        assert!(runs.iter().all(|r| r.mode == Mode::Park && r.scenario == Scenario::Fanout));
+        assert_eq!(notes.len(), 2);
+    }
+}

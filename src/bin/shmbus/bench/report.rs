@@ -1,0 +1,239 @@
+//! Turning runs into the table, the verdict and the per-configuration histograms.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::hist::{Hist, Summary};
+use super::plan::{RunSpec, Scenario, Transport};
+
+/// The result of one repeat of one configuration.
+pub struct RunRecord {
+    /// The configuration.
+    pub spec: RunSpec,
+    /// Which repeat (0-based).
+    pub repeat: u32,
+    /// Its latency percentiles.
+    pub summary: Summary,
+    /// Its histogram (ns).
+    pub hist: Hist,
+    /// Messages lost.
+    pub lost: u64,
+    /// Round trips (ping-pong) or deliveries (others) per second.
+    pub msgs_per_s: f64,
+}
+
+/// One table row: all repeats of one configuration.
+pub struct Row {
+    /// The configuration.
+    pub spec: RunSpec,
+    /// Median across repeats of each percentile.
+    pub median: Summary,
+    /// Lowest and highest p50 of the repeats (the spread).
+    pub p50_range: (u64, u64),
+    /// Worst p99.99 of any repeat.
+    pub worst_p99_99: u64,
+    /// Worst max of any repeat (shown in the max column).
+    pub worst_max: u64,
+    /// Median msgs/s.
+    pub msgs_per_s: f64,
+    /// Messages lost, all repeats.
+    pub lost: u64,
+    /// Number of repeats.
+    pub repeats: usize,
+    /// All repeats merged (for the HDR files and the plot).
+    pub merged: Hist,
+}
+
+/// Groups records by configuration, in plan order.
+pub fn rows(records: &[RunRecord]) -> Vec<Row> {
+    let mut groups: BTreeMap<RunSpec, Vec<&RunRecord>> = BTreeMap::new();
+    for r in records {
+        groups.entry(r.spec).or_default().push(r);
+    }
+    groups.into_iter().map(|(spec, runs)| row(spec, &runs)).collect()
+}
+
+/// Aggregates the repeats of one configuration.
+fn row(spec: RunSpec, runs: &[&RunRecord]) -> Row {
+    let pick = |f: fn(&Summary) -> u64| median(runs.iter().map(|r| f(&r.summary)).collect());
+    let p50s = runs.iter().map(|r| r.summary.p50);
+    let mut merged = super::hist::new();
+    for r in runs {
+        // Same bounds and precision: adding cannot fail.
+        let _ = merged.add(&r.hist);
+    }
+    let mut rates: Vec<f64> = runs.iter().map(|r| r.msgs_per_s).collect();
+    rates.sort_by(f64::total_cmp);
+    Row {
+        spec,
+        median: Summary {
+            count: runs.iter().map(|r| r.summary.count).sum(),
+            p50: pick(|s| s.p50),
+            p90: pick(|s| s.p90),
+            p99: pick(|s| s.p99),
+            p99_9: pick(|s| s.p99_9),
+            p99_99: pick(|s| s.p99_99),
+            max: pick(|s| s.max),
+        },
+        p50_range: (p50s.clone().min().unwrap_or(0), p50s.max().unwrap_or(0)),
+        worst_p99_99: runs.iter().map(|r| r.summary.p99_99).max().unwrap_or(0),
+        worst_max: runs.iter().map(|r| r.summary.max).max().unwrap_or(0),
+        msgs_per_s: rates.get(rates.len() / 2).copied().unwrap_or(0.0),
+        lost: runs.iter().map(|r| r.lost).sum(),
+        repeats: runs.len(),
+        merged,
+    }
+}
+
+/// The median (the upper one for an even count).
+fn median(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+/// The floor's median one-way p50: the reference of the p50/floor column.
+pub fn floor_p50(rows: &[Row]) -> Option<u64> {
+    rows.iter()
+        .find(|r| r.spec.transport == Transport::Floor && r.spec.scenario == Scenario::Pingpong)
+        .map(|r| r.median.p50)
+}
+
+/// The results table.
+pub fn table(rows: &[Row]) -> String {
+    let floor = floor_p50(rows);
+    let header = [
+        "scenario", "transport", "mode", "payload", "subs", "p50", "p50 range", "p90", "p99", "p99.9",
+        "p99.99", "max", "msgs/s", "lost", "p50/floor",
+    ];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+    for r in rows {
+        cells.push(vec![
+            r.spec.scenario_label(),
+            r.spec.transport.as_str().to_owned(),
+            r.spec.mode.as_str().to_owned(),
+            fmt_bytes(r.spec.payload),
+            r.spec.subscribers.to_string(),
+            fmt_ns(r.median.p50),
+            match r.repeats {
+                1 => "-".to_owned(),
+                _ => format!("{}-{}", fmt_ns(r.p50_range.0), fmt_ns(r.p50_range.1)),
+            },
+            fmt_ns(r.median.p90),
+            fmt_ns(r.median.p99),
+            fmt_ns(r.median.p99_9),
+            fmt_ns(r.median.p99_99),
+            fmt_ns(r.worst_max),
+            fmt_rate(r.msgs_per_s),
+            r.lost.to_string(),
+            floor.filter(|&f| f > 0).map_or("-".to_owned(), |f| format!("{:.1}x", r.median.p50 as f64 / f as f64)),
+        ]);
+    }
+    render(&cells, 5)
+}
+
+/// Lays out `cells` in aligned columns: the first `text_cols` left-aligned, the rest right-aligned.
+fn render(cells: &[Vec<String>], text_cols: usize) -> String {
+    let ncols = cells.first().map_or(0, Vec::len);
+    let widths: Vec<usize> =
+        (0..ncols).map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in cells {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let w = widths[c];
+            let _ = match c < text_cols {
+                true => write!(line, "{cell:<w$}  "),
+                false => write!(line, "{cell:>w$}  "),
+            };
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The verdict line: did every shmbus configuration keep p99.99 and max under 1 ms in every repeat?
+pub fn verdict(rows: &[Row]) -> String {
+    const LIMIT_NS: u64 = 1_000_000;
+    let ours: Vec<&Row> = rows.iter().filter(|r| r.spec.transport == Transport::Shmbus).collect();
+    if ours.is_empty() {
+        return "verdict: no shmbus runs (filtered out, or failed)".to_owned();
+    }
+    let bad: Vec<String> = ours
+        .iter()
+        .filter(|r| r.worst_p99_99 >= LIMIT_NS || r.worst_max >= LIMIT_NS)
+        .map(|r| {
+            let s = &r.spec;
+            format!(
+                "{} {} {} (p99.99 {}, max {})",
+                s.scenario_label(),
+                s.mode,
+                fmt_bytes(s.payload),
+                fmt_ns(r.worst_p99_99),
+                fmt_ns(r.worst_max)
+            )
+        })
+        .collect();
+    match bad.is_empty() {
+        true => format!(
+            "verdict: PASS, every shmbus scenario ({} configurations) kept p99.99 and max under 1 ms \
+             in every repeat",
+            ours.len()
+        ),
+        false => format!("verdict: FAIL, p99.99 or max >= 1 ms in: {}", bad.join("; ")),
+    }
+}
+
+/// `532ns`, `1.25µs`, `12.5µs`, `125µs`, `1.25ms`, `1.25s`.
+pub fn fmt_ns(ns: u64) -> String {
+    let f = ns as f64;
+    match ns {
+        0..1_000 => format!("{ns}ns"),
+        1_000..10_000 => format!("{:.2}µs", f / 1e3),
+        10_000..100_000 => format!("{:.1}µs", f / 1e3),
+        100_000..1_000_000 => format!("{:.0}µs", f / 1e3),
+        1_000_000..10_000_000 => format!("{:.2}ms", f / 1e6),
+        10_000_000..1_000_000_000 => format!("{:.1}ms", f / 1e6),
+        _ => format!("{:.2}s", f / 1e9),
+    }
+}
+
+/// `8B`, `1KiB`, `64KiB`, `1.5KiB`.
+pub fn fmt_bytes(b: usize) -> String {
+    match b {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{}KiB", b >> 10),
+        b => format!("{b}B"),
+    }
+}
+
+/// `950`, `12.3k`, `1.23M`.
+pub fn fmt_rate(r: f64) -> String {
+    match r {
+        r if r >= 1e6 => format!("{:.2}M", r / 1e6),
+        r if r >= 1e3 => format!("{:.1}k", r / 1e3),
+        r => format!("{r:.0}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_ns(532), "532ns");
+        assert_eq!(fmt_ns(1_250), "1.25µs");
+        assert_eq!(fmt_ns(125_000), "125µs");
+        assert_eq!(fmt_ns(2_500_000), "2.50ms");
+        assert_eq!(fmt_bytes(65536), "64KiB");
+        assert_eq!(fmt_bytes(8), "8B");
+        assert_eq!(fmt_rate(1_234_567.0), "1.23M");
+    }
+
+    #[test]
+    fn median_picks_middle() {
+        assert_eq!(median(vec![3, 1, 2]), 2);
+        assert_eq!(median(vec![]), 0);
+    }
+}

@@ -1,0 +1,133 @@
+//! `shmbus`: this crate, in each of its wait modes.
+//!
+//! The parent creates a bus named after the run (`bench-<pid>-<run>`) and removes it when its end
+//! is dropped, on error paths too. Ping-pong uses topic `ping` (parent to child) and `pong` (back);
+//! the one-way scenarios topic `data`, one publisher and a subscriber per child. Subscribers see
+//! only messages published after they were created, so each child creates its subscriber before
+//! it reports ready, and the parent sends nothing before every child is ready.
+
+use std::time::Duration;
+
+use shmbus::{Bus, BusConfig, Publisher, RecvError, Subscriber, SubscriberConfig, TopicConfig, WaitStrategy};
+
+use super::super::Result;
+use super::super::clock::now_ns;
+use super::super::plan::Mode;
+use super::{Endpoint, Names, Prepared, Recv, Rendezvous, Shape, addr};
+
+/// Ring bytes per topic the benchmark aims for: the slot count is this divided by the payload.
+const RING_BYTES: usize = 4 << 20;
+
+/// The geometry both ends use for every topic of the run.
+fn topic_config(payload: usize) -> TopicConfig {
+    let slots = (RING_BYTES / payload.max(1)).clamp(64, 4096).next_power_of_two();
+    TopicConfig {
+        slots: u32::try_from(slots).unwrap_or(4096),
+        payload_size: u32::try_from(payload).unwrap_or(u32::MAX),
+        ..Default::default()
+    }
+}
+
+/// The wait strategy of a benchmark mode.
+fn wait_strategy(mode: Mode, spin: Duration) -> WaitStrategy {
+    match mode {
+        Mode::Spin | Mode::Blocking => WaitStrategy::Spin,
+        Mode::Park => WaitStrategy::Park,
+        Mode::SpinThenPark => WaitStrategy::SpinThenPark { spin },
+    }
+}
+
+/// Removes the run's bus when dropped (after the handles that use it, see field order).
+struct Remove(String);
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        let _ = Bus::remove(&self.0);
+    }
+}
+
+/// Creates the bus, its topics and the parent's publisher (and, for ping-pong, its subscriber).
+pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
+    let name = format!("bench-{}", names.tag);
+    let bus = Bus::create(&name, &BusConfig::default()).map_err(|e| format!("create bus {name}: {e}"))?;
+    let remove = Remove(name.clone());
+    let cfg = topic_config(shape.payload);
+    let (out, back) = if shape.duplex { ("ping", Some("pong")) } else { ("data", None) };
+    let publisher = bus.topic_with(out, &cfg).and_then(|t| t.publisher()).map_err(|e| format!("topic {out}: {e}"))?;
+    let subscriber = match back {
+        Some(back) => Some(subscribe(&bus, back, &cfg, shape)?),
+        None => None,
+    };
+    let end = BusEndpoint { publisher: Some(publisher), subscriber, _bus: bus, _remove: Some(remove) };
+    Ok(Prepared {
+        child_addrs: vec![vec![name]; shape.children],
+        rendezvous: Box::new(Connected(end)),
+    })
+}
+
+/// Opens the parent's bus and the child's topics.
+pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> {
+    let name = addr(addrs, 0)?;
+    let bus = Bus::open(name).map_err(|e| format!("open bus {name}: {e}"))?;
+    let cfg = topic_config(shape.payload);
+    let (input, reply) = if shape.duplex { ("ping", Some("pong")) } else { ("data", None) };
+    let subscriber = subscribe(&bus, input, &cfg, shape)?;
+    let publisher = match reply {
+        Some(t) => Some(bus.topic_with(t, &cfg).and_then(|t| t.publisher()).map_err(|e| format!("topic {t}: {e}"))?),
+        None => None,
+    };
+    Ok(Box::new(BusEndpoint { publisher, subscriber: Some(subscriber), _bus: bus, _remove: None }))
+}
+
+/// A subscriber to `topic` with the run's wait mode.
+fn subscribe(bus: &Bus, topic: &str, cfg: &TopicConfig, shape: &Shape) -> Result<Subscriber> {
+    let sub_cfg = SubscriberConfig { wait: wait_strategy(shape.mode, shape.spin), ..Default::default() };
+    let sub = bus
+        .topic_with(topic, cfg)
+        .and_then(|t| t.subscriber_with(&sub_cfg))
+        .map_err(|e| format!("subscribe {topic}: {e}"))?;
+    Ok(sub)
+}
+
+/// A parent end that needs no connecting: children attach by name.
+struct Connected(BusEndpoint);
+
+impl Rendezvous for Connected {
+    fn connect(self: Box<Self>, _deadline_ns: u64) -> Result<Box<dyn Endpoint>> {
+        Ok(Box::new(self.0))
+    }
+}
+
+/// One process's handles on the run's bus. Fields drop in order: handles, bus, then the removal.
+struct BusEndpoint {
+    /// Sends on `ping` or `data` (parent) or `pong` (echo).
+    publisher: Option<Publisher>,
+    /// Receives on `pong` (parent), `ping` (echo) or `data` (receiver).
+    subscriber: Option<Subscriber>,
+    /// The attachment the handles use.
+    _bus: Bus,
+    /// Set on the creator's end.
+    _remove: Option<Remove>,
+}
+
+impl Endpoint for BusEndpoint {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        let publisher = self.publisher.as_mut().ok_or("this end only receives")?;
+        publisher.publish(msg).map_err(|e| format!("publish: {e}"))?;
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8], deadline_ns: u64) -> Result<Recv> {
+        let sub = self.subscriber.as_mut().ok_or("this end only sends")?;
+        loop {
+            let left = deadline_ns.saturating_sub(now_ns());
+            match sub.recv_timeout(buf, Duration::from_nanos(left)) {
+                Ok(info) => return Ok(Recv::Msg(info.len)),
+                Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
+                Err(RecvError::Timeout | RecvError::Empty) if left == 0 => return Ok(Recv::TimedOut),
+                Err(RecvError::Timeout | RecvError::Empty) => continue,
+                Err(e) => return Err(format!("recv: {e}").into()),
+            }
+        }
+    }
+}

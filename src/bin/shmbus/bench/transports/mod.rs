@@ -1,0 +1,133 @@
+//! The transports under test, behind one small interface so every one is measured by the same
+//! loops (`workload.rs`) with the same clock.
+//!
+//! A run has a *parent* end (the ping-pong initiator, or the publisher) and one or more *child*
+//! ends (the echo, or the receivers) in other processes. The parent prepares named rendezvous
+//! points (a FIFO, a socket path, a TCP port, a shared-memory name), starts the children with
+//! their addresses, and then [`Rendezvous::connect`]s. Every name is unique to the run (it
+//! contains the parent's pid and a run number) and removed when the parent's end is dropped.
+
+mod bus;
+mod line;
+mod stream;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Result;
+use super::plan::{Mode, Transport};
+
+/// What [`Endpoint::recv`] produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recv {
+    /// A message of this many bytes is in the buffer.
+    Msg(usize),
+    /// The transport reported this many messages lost (overrun); nothing is in the buffer.
+    Lost(u64),
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// One end of a connection, as the measuring loops see it.
+///
+/// Messages have a fixed size agreed by both ends (the run's payload), so byte streams need no
+/// framing. `send` on a publisher with several receivers delivers to every one.
+pub trait Endpoint {
+    /// Sends one message.
+    ///
+    /// # Errors
+    /// Any transport error (a closed peer included).
+    fn send(&mut self, msg: &[u8]) -> Result<()>;
+
+    /// Receives one message of `buf.len()` bytes, waiting at most until `deadline_ns`
+    /// (`CLOCK_MONOTONIC`). Byte streams block without a deadline: a stuck peer is killed by the
+    /// parent's watchdog, which ends the read with an error.
+    ///
+    /// # Errors
+    /// Any transport error (a closed peer included).
+    fn recv(&mut self, buf: &mut [u8], deadline_ns: u64) -> Result<Recv>;
+}
+
+/// The parent's half-made connection, between starting the children and using it.
+pub trait Rendezvous {
+    /// Completes the connection(s) once the children are running, by `deadline_ns`.
+    ///
+    /// # Errors
+    /// A timeout (a child never connected) or a transport error.
+    fn connect(self: Box<Self>, deadline_ns: u64) -> Result<Box<dyn Endpoint>>;
+}
+
+/// The parent's end before the children start.
+pub struct Prepared {
+    /// Addresses to pass to child `i` (`--addr`, repeatable).
+    pub child_addrs: Vec<Vec<String>>,
+    /// The parent's pending end.
+    pub rendezvous: Box<dyn Rendezvous>,
+}
+
+/// The shape of a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// The transport.
+    pub transport: Transport,
+    /// How receivers wait.
+    pub mode: Mode,
+    /// Message size in bytes.
+    pub payload: usize,
+    /// Number of child processes (receivers; 1 for ping-pong).
+    pub children: usize,
+    /// Ping-pong (both directions) rather than publish (parent to children only).
+    pub duplex: bool,
+    /// Spin phase of `spin-then-park`.
+    pub spin: Duration,
+}
+
+/// Unique names for one run: `tag` is `<pid>-<run number>`; `dir` is the run directory.
+#[derive(Clone, Debug)]
+pub struct Names {
+    /// Private (0700) directory for FIFOs and socket paths, removed at the end.
+    pub dir: PathBuf,
+    /// `<pid>-<run number>`.
+    pub tag: String,
+}
+
+impl Names {
+    /// A path in the run directory.
+    pub fn path(&self, suffix: &str) -> PathBuf {
+        self.dir.join(format!("{}-{suffix}", self.tag))
+    }
+
+    /// The name of a POSIX shared-memory object for this run.
+    pub fn shm(&self) -> String {
+        format!("shmbus-bench-{}", self.tag)
+    }
+}
+
+/// Prepares the parent's end of a run.
+///
+/// # Errors
+/// Creating the rendezvous point failed.
+pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
+    match shape.transport {
+        Transport::Shmbus => bus::prepare(shape, names),
+        Transport::Floor | Transport::Futex => line::prepare(shape, names),
+        Transport::Pipe | Transport::Unix | Transport::Tcp => stream::prepare(shape, names),
+    }
+}
+
+/// Opens a child's end from the addresses its parent passed.
+///
+/// # Errors
+/// Connecting failed.
+pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> {
+    match shape.transport {
+        Transport::Shmbus => bus::open_child(shape, addrs),
+        Transport::Floor | Transport::Futex => line::open_child(shape, addrs),
+        Transport::Pipe | Transport::Unix | Transport::Tcp => stream::open_child(shape, addrs),
+    }
+}
+
+/// The `i`th address, or an error naming what is missing.
+fn addr(addrs: &[String], i: usize) -> Result<&str> {
+    addrs.get(i).map(String::as_str).ok_or_else(|| format!("missing --addr #{}", i + 1).into())
+}

@@ -1,0 +1,246 @@
+//! The measuring loops, shared by every transport so each figure comes from the same method.
+//!
+//! * **Ping-pong** (parent): one message in flight. The initiator reads the clock, sends, waits for
+//!   the echo, reads the clock again and records half the round trip as the one-way latency. Both
+//!   timestamps come from one process, so no cross-process clock comparison is involved, and a
+//!   symmetric path (same payload, same wait mode both ways) makes half the round trip the one-way
+//!   cost. Throughput is round trips per second.
+//! * **Open loop** (parent publishes, children receive): message `i` is *intended* to leave at
+//!   `start + i / rate` and carries that intended time; the receiver records `now - intended`. A
+//!   publisher that falls behind (blocked in `write`, descheduled) sends late, and the delay lands
+//!   in the latency of every message it held up: coordinated omission is counted, not hidden.
+//! * **Stream** (parent publishes as fast as the transport accepts): each message carries its send
+//!   time; receivers record `now - sent` and count messages and bytes.
+//!
+//! Every loop is bounded by a message count and by time. The first part of a run is warm-up and
+//! not recorded (page faults, caches, the receiver's first wake-up).
+
+use std::time::Duration;
+
+use super::Result;
+use super::clock::{now_ns, ns, wait_until};
+use super::hist::{self, Hist};
+use super::msg;
+use super::transports::{Endpoint, Recv};
+
+/// Limits of one run.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Measuring time.
+    pub duration: Duration,
+    /// Most messages (or round trips) measured.
+    pub max_count: u64,
+}
+
+impl Limits {
+    /// Warm-up: a tenth of the duration, at most 100 ms.
+    pub fn warmup(&self) -> Duration {
+        (self.duration / 10).min(Duration::from_millis(100))
+    }
+}
+
+/// Longest a single ping-pong round trip may take before the run is abandoned.
+const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most warm-up round trips.
+const WARMUP_ROUND_TRIPS: u64 = 2_000;
+
+/// Stream messages skipped as warm-up by receivers.
+pub const STREAM_WARMUP_MSGS: u64 = 1_000;
+
+/// What the parent measured in a ping-pong.
+pub struct PingPong {
+    /// One-way latency (round trip / 2), ns.
+    pub hist: Hist,
+    /// Round trips per second.
+    pub round_trips_per_s: f64,
+}
+
+/// Runs the ping-pong initiator: warm-up, then measured round trips, then [`msg::END`].
+///
+/// # Errors
+/// A transport error, a timeout, or a reply with the wrong sequence number.
+pub fn pingpong(ep: &mut dyn Endpoint, payload: usize, limits: &Limits) -> Result<PingPong> {
+    let mut out = vec![0u8; payload];
+    let mut back = vec![0u8; payload];
+    let mut seq = 0u64;
+    let warm_end = now_ns() + ns(limits.warmup());
+    while seq < WARMUP_ROUND_TRIPS && now_ns() < warm_end {
+        round_trip(ep, &mut out, &mut back, seq)?;
+        seq += 1;
+    }
+    let mut h = hist::new();
+    let start = now_ns();
+    let end = start + ns(limits.duration);
+    let mut now = start;
+    let mut count = 0u64;
+    while count < limits.max_count && now < end {
+        let t0 = now_ns();
+        round_trip(ep, &mut out, &mut back, seq)?;
+        now = now_ns();
+        hist::record(&mut h, (now - t0) / 2);
+        seq += 1;
+        count += 1;
+    }
+    msg::put_seq(&mut out, msg::END);
+    ep.send(&out)?;
+    let secs = (now - start) as f64 / 1e9;
+    Ok(PingPong { hist: h, round_trips_per_s: if secs > 0.0 { count as f64 / secs } else { 0.0 } })
+}
+
+/// Sends `seq` and waits for its echo.
+fn round_trip(ep: &mut dyn Endpoint, out: &mut [u8], back: &mut [u8], seq: u64) -> Result<()> {
+    msg::put_seq(out, seq);
+    ep.send(out)?;
+    let deadline = now_ns() + ns(ROUND_TRIP_TIMEOUT);
+    loop {
+        match ep.recv(back, deadline)? {
+            Recv::Msg(_) if msg::seq(back) == seq => return Ok(()),
+            Recv::Msg(_) => {
+                return Err(format!("echo of {seq} came back as {}", msg::seq(back)).into());
+            }
+            Recv::Lost(n) => return Err(format!("{n} ping-pong messages lost").into()),
+            Recv::TimedOut => return Err(format!("no echo of message {seq} within 5 s").into()),
+        }
+    }
+}
+
+/// Runs the echo: returns every message to the sender until [`msg::END`] or `deadline_ns`.
+/// Returns the number of messages echoed.
+///
+/// # Errors
+/// A transport error or a lost message.
+pub fn echo(ep: &mut dyn Endpoint, payload: usize, deadline_ns: u64) -> Result<u64> {
+    let mut buf = vec![0u8; payload];
+    let mut count = 0u64;
+    loop {
+        match ep.recv(&mut buf, deadline_ns)? {
+            Recv::Msg(_) if msg::seq(&buf) == msg::END => return Ok(count),
+            Recv::Msg(_) => {
+                ep.send(&buf)?;
+                count += 1;
+            }
+            Recv::Lost(n) => return Err(format!("echo: {n} messages lost").into()),
+            Recv::TimedOut => return Err("echo: no end-of-run message before the deadline".into()),
+        }
+    }
+}
+
+/// What the publisher did.
+pub struct Published {
+    /// Messages sent (warm-up included, [`msg::END`] excluded).
+    pub sent: u64,
+}
+
+/// Publishes at `rate` messages per second with intended-time stamps, then [`msg::END`].
+///
+/// # Errors
+/// A transport error.
+pub fn open_loop(ep: &mut dyn Endpoint, payload: usize, rate: u64, limits: &Limits) -> Result<Published> {
+    let mut buf = vec![0u8; payload];
+    let period = 1e9 / rate.max(1) as f64;
+    let start = now_ns() + 1_000_000;
+    let end = start + ns(limits.warmup() + limits.duration);
+    let mut sent = 0u64;
+    while sent < limits.max_count {
+        let intended = start + (sent as f64 * period) as u64;
+        if intended >= end {
+            break;
+        }
+        wait_until(intended);
+        msg::put_seq(&mut buf, sent);
+        msg::put_time(&mut buf, intended);
+        ep.send(&buf)?;
+        sent += 1;
+    }
+    finish(ep, &mut buf, sent)
+}
+
+/// Publishes as fast as the transport accepts, stamping the send time, then [`msg::END`].
+///
+/// # Errors
+/// A transport error.
+pub fn stream(ep: &mut dyn Endpoint, payload: usize, limits: &Limits) -> Result<Published> {
+    let mut buf = vec![0u8; payload];
+    let end = now_ns() + ns(limits.warmup() + limits.duration);
+    let mut sent = 0u64;
+    while sent < limits.max_count {
+        let now = now_ns();
+        if now >= end {
+            break;
+        }
+        msg::put_seq(&mut buf, sent);
+        msg::put_time(&mut buf, now);
+        ep.send(&buf)?;
+        sent += 1;
+    }
+    finish(ep, &mut buf, sent)
+}
+
+/// Sends the end-of-run message, which carries the number of messages sent.
+fn finish(ep: &mut dyn Endpoint, buf: &mut [u8], sent: u64) -> Result<Published> {
+    msg::put_seq(buf, msg::END);
+    msg::put_time(buf, sent);
+    ep.send(buf)?;
+    Ok(Published { sent })
+}
+
+/// What a receiver measured.
+pub struct Received {
+    /// `now - stamp` of every measured message, ns.
+    pub hist: Hist,
+    /// Messages measured (after warm-up).
+    pub count: u64,
+    /// Messages lost: reported by the transport, or seen as gaps in the sequence numbers.
+    pub lost: u64,
+    /// Payload bytes measured.
+    pub bytes: u64,
+    /// Clock at the first measured message.
+    pub first_ns: u64,
+    /// Clock at the last measured message.
+    pub last_ns: u64,
+}
+
+/// Receives until [`msg::END`] (or `deadline_ns`), recording latencies of messages with
+/// sequence >= `skip`.
+///
+/// # Errors
+/// A transport error, or the deadline passing before the end-of-run message.
+pub fn receive(ep: &mut dyn Endpoint, payload: usize, skip: u64, deadline_ns: u64) -> Result<Received> {
+    let mut buf = vec![0u8; payload];
+    let mut r = Received { hist: hist::new(), count: 0, lost: 0, bytes: 0, first_ns: 0, last_ns: 0 };
+    let (mut next, mut reported) = (0u64, 0u64);
+    loop {
+        match ep.recv(&mut buf, deadline_ns)? {
+            Recv::Msg(len) => {
+                let now = now_ns();
+                let seq = msg::seq(&buf);
+                if seq == msg::END {
+                    // Messages that never arrived at the end are lost too.
+                    r.lost += msg::time(&buf).saturating_sub(next).max(reported);
+                    return Ok(r);
+                }
+                // A gap the transport reported counts once, whichever way it was seen.
+                r.lost += (seq.saturating_sub(next)).max(reported);
+                reported = 0;
+                next = seq + 1;
+                if seq >= skip {
+                    hist::record(&mut r.hist, now.saturating_sub(msg::time(&buf)));
+                    if r.count == 0 {
+                        r.first_ns = now;
+                    }
+                    r.last_ns = now;
+                    r.count += 1;
+                    r.bytes += len as u64;
+                }
+            }
+            Recv::Lost(n) => reported += n,
+            Recv::TimedOut => return Err("receiver: no end-of-run message before the deadline".into()),
+        }
+    }
+}
+
+/// Open-loop warm-up messages to skip at `rate`.
+pub fn open_loop_skip(rate: u64, limits: &Limits) -> u64 {
+    (rate as f64 * limits.warmup().as_secs_f64()) as u64
+}

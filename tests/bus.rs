@@ -1,0 +1,531 @@
+//! Behaviour of one process (and its threads) through the public API.
+
+mod common;
+
+use std::time::Duration;
+
+use common::BusName;
+use shmbus::{
+    Bus, BusConfig, BusError, PublishError, RecvError, StartAt, SubscriberConfig, TopicConfig,
+    TopicError, WaitStrategy,
+};
+
+const T: Duration = Duration::from_secs(5);
+
+fn small_topic(slots: u32, payload: u32) -> TopicConfig {
+    TopicConfig {
+        slots,
+        payload_size: payload,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn messages_arrive_in_order_with_metadata() {
+    let name = BusName::new("order");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let mut sub = bus.subscriber("a/b").unwrap();
+    let mut publisher = bus.publisher("a/b").unwrap();
+    let before = shmbus::monotonic_ns();
+    for i in 0..100u32 {
+        assert_eq!(publisher.publish(&i.to_le_bytes()).unwrap(), u64::from(i));
+    }
+    let mut buf = [0u8; 256];
+    let mut last_ts = before;
+    for i in 0..100u32 {
+        let info = sub.try_recv(&mut buf).unwrap();
+        assert_eq!(info.seq, u64::from(i));
+        assert_eq!(info.len, 4);
+        assert_eq!(&buf[..4], &i.to_le_bytes());
+        assert_eq!(info.publisher_id, publisher.id());
+        assert!(
+            info.timestamp_ns >= last_ts,
+            "timestamps follow the total order"
+        );
+        last_ts = info.timestamp_ns;
+    }
+    assert_eq!(sub.try_recv(&mut buf), Err(RecvError::Empty));
+    assert_eq!(sub.counts(), (100, 0));
+}
+
+#[test]
+fn loans_publish_in_place_and_dropped_loans_are_skipped_without_loss() {
+    let name = BusName::new("loan");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let mut sub = bus.subscriber("t").unwrap();
+    let mut publisher = bus.publisher("t").unwrap();
+    let mut loan = publisher.loan(5).unwrap();
+    assert_eq!(loan.seq(), 0);
+    loan.as_mut_slice().copy_from_slice(b"first");
+    assert_eq!(loan.publish(), 0);
+    let dropped = publisher.loan(3).unwrap();
+    assert_eq!(dropped.seq(), 1);
+    drop(dropped);
+    let mut loan = publisher.loan(8).unwrap();
+    *loan.as_mut_value::<u64>().unwrap() = 0xdead_beef;
+    loan.publish();
+    let mut buf = [0u8; 256];
+    let a = sub.try_recv(&mut buf).unwrap();
+    assert_eq!((&buf[..a.len], a.seq), (&b"first"[..], 0));
+    let b = sub.try_recv(&mut buf).unwrap();
+    assert_eq!(b.seq, 2, "the aborted sequence 1 is skipped");
+    assert_eq!(
+        u64::from_ne_bytes(buf[..8].try_into().unwrap()),
+        0xdead_beef
+    );
+    assert_eq!(sub.try_recv(&mut buf), Err(RecvError::Empty));
+    assert_eq!(
+        sub.counts(),
+        (2, 0),
+        "an aborted loan is not a lost message"
+    );
+    let stats = bus.topic("t").unwrap().stats();
+    assert_eq!((stats.published, stats.aborted, stats.next_seq), (2, 1, 3));
+}
+
+#[test]
+fn too_large_messages_are_refused_never_truncated() {
+    let name = BusName::new("large");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let topic = bus.topic_with("t", &small_topic(4, 16)).unwrap();
+    let mut sub = topic.subscriber().unwrap();
+    let mut publisher = topic.publisher().unwrap();
+    let err = publisher.publish(&[0u8; 17]).unwrap_err();
+    assert_eq!(
+        err,
+        PublishError::TooLarge {
+            len: 17,
+            capacity: 16
+        }
+    );
+    assert!(matches!(
+        publisher.loan(17),
+        Err(PublishError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        publisher.loan(16).unwrap().as_mut_value::<[u64; 3]>(),
+        Err(PublishError::BadType { size: 24, .. })
+    ));
+    publisher.publish(&[7u8; 16]).unwrap();
+    let mut small = [0u8; 4];
+    assert_eq!(
+        sub.try_recv(&mut small),
+        Err(RecvError::BufferTooSmall { needed: 16 })
+    );
+    let mut buf = [0u8; 16];
+    let info = sub.try_recv(&mut buf).unwrap();
+    assert_eq!(
+        (info.seq, info.len),
+        (1, 16),
+        "seq 0 was the aborted 16-byte loan"
+    );
+}
+
+#[test]
+fn a_slow_subscriber_learns_exactly_what_it_lost() {
+    let name = BusName::new("lost");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let topic = bus.topic_with("t", &small_topic(8, 8)).unwrap();
+    let mut sub = topic.subscriber().unwrap();
+    let mut publisher = topic.publisher().unwrap();
+    for i in 0..30u64 {
+        publisher.publish(&i.to_le_bytes()).unwrap();
+    }
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        sub.try_recv(&mut buf),
+        Err(RecvError::Lost {
+            first_seq: 0,
+            count: 22
+        })
+    );
+    for i in 22..30u64 {
+        let info = sub.try_recv(&mut buf).unwrap();
+        assert_eq!((info.seq, u64::from_le_bytes(buf)), (i, i));
+    }
+    assert_eq!(sub.try_recv(&mut buf), Err(RecvError::Empty));
+    assert_eq!(sub.counts(), (8, 22));
+    let stats = topic.stats();
+    assert_eq!(stats.subscribers.len(), 1);
+    assert_eq!(
+        (stats.subscribers[0].delivered, stats.subscribers[0].lost),
+        (8, 22)
+    );
+    assert_eq!(stats.subscribers[0].lag, 0);
+}
+
+#[test]
+fn start_at_oldest_reads_what_the_ring_still_holds() {
+    let name = BusName::new("oldest");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let topic = bus.topic_with("t", &small_topic(4, 8)).unwrap();
+    let mut publisher = topic.publisher().unwrap();
+    for i in 0..6u64 {
+        publisher.publish(&i.to_le_bytes()).unwrap();
+    }
+    let cfg = SubscriberConfig {
+        start: StartAt::Oldest,
+        ..Default::default()
+    };
+    let mut sub = topic.subscriber_with(&cfg).unwrap();
+    let mut seqs = Vec::new();
+    while let Ok(info) = sub.try_recv_with(|info, bytes| (info.seq, bytes.to_vec())) {
+        assert_eq!(info.1, info.0.to_le_bytes());
+        seqs.push(info.0);
+    }
+    assert_eq!(seqs, vec![2, 3, 4, 5]);
+    let mut fresh = topic.subscriber().unwrap();
+    assert_eq!(
+        fresh.next_seq(),
+        6,
+        "a default subscriber starts at the next message"
+    );
+    assert_eq!(fresh.try_recv(&mut [0u8; 8]), Err(RecvError::Empty));
+}
+
+#[test]
+fn recv_timeout_times_out_with_every_wait_strategy() {
+    let name = BusName::new("timeout");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    for wait in [
+        WaitStrategy::Spin,
+        WaitStrategy::Park,
+        WaitStrategy::SpinThenPark {
+            spin: Duration::from_micros(200),
+        },
+    ] {
+        let topic = bus.topic("t").unwrap();
+        let mut sub = topic
+            .subscriber_with(&SubscriberConfig {
+                wait,
+                ..Default::default()
+            })
+            .unwrap();
+        let start = std::time::Instant::now();
+        let r = sub.recv_timeout(&mut [0u8; 256], Duration::from_millis(20));
+        assert_eq!(r, Err(RecvError::Timeout));
+        assert!(
+            start.elapsed() >= Duration::from_millis(20),
+            "never returns early"
+        );
+    }
+}
+
+#[test]
+fn typed_values_round_trip() {
+    let name = BusName::new("typed");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let mut sub = bus.subscriber("t").unwrap();
+    let mut publisher = bus.publisher("t").unwrap();
+    publisher.publish_value(&[1u32, 2, 3]).unwrap();
+    let (info, v) = sub.recv_value_timeout::<[u32; 3]>(T).unwrap();
+    assert_eq!((info.len, v), (12, [1, 2, 3]));
+    publisher.publish(b"odd").unwrap();
+    assert_eq!(
+        sub.recv_value_timeout::<u64>(T),
+        Err(RecvError::BufferTooSmall { needed: 3 })
+    );
+}
+
+#[test]
+fn topic_geometry_conflicts_are_errors() {
+    let name = BusName::new("geom");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    bus.topic_with("t", &small_topic(16, 64)).unwrap();
+    let err = bus.topic_with("t", &small_topic(32, 64)).unwrap_err();
+    assert!(matches!(
+        err,
+        TopicError::GeometryMismatch {
+            existing: (16, 64, 16, 64),
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("slots=16"));
+    // `topic` opens whatever exists; payload sizes are stored rounded to 8 bytes.
+    assert_eq!(bus.topic("t").unwrap().config().slots, 16);
+    bus.topic_with("u", &small_topic(16, 60)).unwrap();
+    assert_eq!(
+        bus.topic_with("u", &small_topic(16, 60))
+            .unwrap()
+            .config()
+            .payload_size,
+        64
+    );
+    assert!(matches!(
+        bus.open_topic("nope"),
+        Err(TopicError::NotFound(_))
+    ));
+    for bad in [small_topic(3, 8), small_topic(0, 8), small_topic(4, 0)] {
+        assert!(matches!(
+            bus.topic_with("v", &bad),
+            Err(TopicError::InvalidConfig(_))
+        ));
+    }
+}
+
+#[test]
+fn names_are_validated() {
+    let name = BusName::new("names");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let long = "x".repeat(65);
+    for bad in ["", "a b", "ä", "nul\0", long.as_str()] {
+        assert!(
+            matches!(bus.topic(bad), Err(TopicError::InvalidName(_))),
+            "{bad:?}"
+        );
+    }
+    bus.topic(&"y".repeat(64)).unwrap();
+    bus.topic("Sensors/imu-0_raw.v2").unwrap();
+    for bad in ["", "a/b", ".hidden", "sp ace"] {
+        assert!(matches!(
+            Bus::create(bad, &BusConfig::default()),
+            Err(BusError::InvalidName(_))
+        ));
+    }
+}
+
+#[test]
+fn table_arena_and_endpoint_limits_are_clear_errors() {
+    let name = BusName::new("full");
+    let cfg = BusConfig {
+        size: 256 << 10,
+        max_topics: 2,
+        ..Default::default()
+    };
+    let bus = Bus::create(&name, &cfg).unwrap();
+    bus.topic_with("a", &small_topic(2, 8)).unwrap();
+    let big = small_topic(1 << 16, 1024);
+    assert!(matches!(
+        bus.topic_with("b", &big),
+        Err(TopicError::ArenaFull { .. })
+    ));
+    let tiny = TopicConfig {
+        max_publishers: 1,
+        max_subscribers: 1,
+        ..small_topic(2, 8)
+    };
+    let topic = bus.topic_with("b", &tiny).unwrap();
+    assert_eq!(
+        bus.topic("c").unwrap_err(),
+        TopicError::TableFull { max_topics: 2 }
+    );
+    let p = topic.publisher().unwrap();
+    assert_eq!(
+        topic.publisher().unwrap_err(),
+        TopicError::PublisherTableFull
+    );
+    drop(p);
+    let _p = topic
+        .publisher()
+        .expect("a dropped publisher frees its entry");
+    let s = topic.subscriber().unwrap();
+    assert_eq!(
+        topic.subscriber().unwrap_err(),
+        TopicError::SubscriberTableFull
+    );
+    drop(s);
+    topic
+        .subscriber()
+        .expect("a dropped subscriber frees its entry");
+}
+
+#[test]
+fn create_open_and_remove_report_clear_errors() {
+    let name = BusName::new("lifecycle");
+    assert!(matches!(Bus::open(&name), Err(BusError::NotFound(_))));
+    assert!(matches!(Bus::remove(&name), Err(BusError::NotFound(_))));
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    assert!(matches!(
+        Bus::create(&name, &BusConfig::default()),
+        Err(BusError::AlreadyExists(_))
+    ));
+    let info = bus.info();
+    assert_eq!(
+        (info.size, info.mode, info.max_topics),
+        (16 << 20, 0o600, 64)
+    );
+    assert!(info.creator_alive);
+    assert_eq!(info.creator_pid, std::process::id());
+    assert!(Bus::list().unwrap().contains(&name.0));
+    let meta = std::fs::metadata(format!("/dev/shm/shmbus.{}", &*name)).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let other = Bus::open(&name).unwrap();
+    assert_eq!(other.info().created_at_unix_ns, info.created_at_unix_ns);
+    Bus::remove(&name).unwrap();
+    assert!(matches!(Bus::open(&name), Err(BusError::NotFound(_))));
+    // Handles opened before the removal keep working.
+    let mut sub = bus.subscriber("t").unwrap();
+    other
+        .publisher("t")
+        .unwrap()
+        .publish(b"still here")
+        .unwrap();
+    assert_eq!(sub.recv_timeout(&mut [0u8; 256], T).unwrap().len, 10);
+    let bad = BusConfig {
+        size: 1024,
+        ..Default::default()
+    };
+    assert!(matches!(
+        Bus::create(&name, &bad),
+        Err(BusError::InvalidConfig(_))
+    ));
+    let bad = BusConfig {
+        max_topics: 0,
+        ..Default::default()
+    };
+    assert!(matches!(
+        Bus::create(&name, &bad),
+        Err(BusError::InvalidConfig(_))
+    ));
+}
+
+/// Overwrites `len` bytes at `offset` of a bus's shared-memory object.
+fn poke(name: &str, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/shmbus.{name}"))
+        .unwrap();
+    f.write_all_at(bytes, offset).unwrap();
+}
+
+#[test]
+fn damaged_or_foreign_headers_are_refused_on_open() {
+    let fast = BusConfig {
+        open_timeout: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let cases: [(u64, &[u8], &str); 5] = [
+        (0, b"NOTSHMBU", "magic"),
+        (8, &99u32.to_le_bytes(), "version"),
+        (16, &1u64.to_le_bytes(), "fingerprint"),
+        (24, &4096u64.to_le_bytes(), "total_size"),
+        (56, &5000u32.to_le_bytes(), "max_topics"),
+    ];
+    for (offset, bytes, what) in cases {
+        let name = BusName::new("corrupt");
+        drop(Bus::create(&name, &BusConfig::default()).unwrap());
+        poke(&name, offset, bytes);
+        let err = Bus::open_with(&name, &fast).unwrap_err();
+        match (what, &err) {
+            (
+                "version",
+                BusError::VersionMismatch {
+                    found: 99,
+                    expected,
+                },
+            ) => {
+                assert_eq!(*expected, shmbus::LAYOUT_VERSION);
+            }
+            ("fingerprint", BusError::LayoutMismatch { .. }) => {}
+            ("magic", BusError::Corrupt { field: "magic", .. })
+            | (
+                "total_size",
+                BusError::Corrupt {
+                    field: "total_size",
+                    ..
+                },
+            )
+            | (
+                "max_topics",
+                BusError::Corrupt {
+                    field: "max_topics",
+                    ..
+                },
+            ) => {}
+            _ => panic!("{what}: unexpected {err:?}"),
+        }
+        assert!(!err.to_string().is_empty());
+    }
+    // A segment whose creator never marked it ready: NotInitialized while the creator (us)
+    // lives.
+    let name = BusName::new("unready");
+    drop(Bus::create(&name, &BusConfig::default()).unwrap());
+    poke(&name, 12, &0u32.to_le_bytes());
+    assert!(matches!(
+        Bus::open_with(&name, &fast),
+        Err(BusError::NotInitialized)
+    ));
+}
+
+#[test]
+fn a_corrupt_topic_entry_is_an_error_not_a_crash() {
+    let name = BusName::new("badtopic");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    bus.topic_with("t", &small_topic(8, 8)).unwrap();
+    // Topic entry 0 starts at 256; its ring_offset is at +96. Point it outside the arena.
+    poke(&name, 256 + 96, &u64::MAX.to_le_bytes());
+    let again = Bus::open(&name).unwrap();
+    assert!(matches!(again.open_topic("t"), Err(TopicError::Corrupt(_))));
+    // slot_count (+72) that is not a power of two.
+    poke(&name, 256 + 72, &3u32.to_le_bytes());
+    assert!(matches!(again.open_topic("t"), Err(TopicError::Corrupt(_))));
+}
+
+#[test]
+fn threads_racing_to_create_get_one_bus_and_one_topic() {
+    let name = BusName::new("race");
+    let buses: Vec<Bus> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let bus = Bus::open_or_create(&name, &BusConfig::default()).unwrap();
+                    bus.topic("shared").unwrap();
+                    bus
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let created = buses[0].info().created_at_unix_ns;
+    assert!(buses.iter().all(|b| b.info().created_at_unix_ns == created));
+    assert_eq!(buses[0].topics().len(), 1);
+    assert_eq!(buses[0].info().topics, 1);
+}
+
+#[test]
+fn threads_share_a_bus_and_see_one_total_order() {
+    const N: u64 = if cfg!(debug_assertions) {
+        2_000
+    } else {
+        50_000
+    };
+    let name = BusName::new("threads");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let topic = bus.topic_with("t", &small_topic(1 << 17, 16)).unwrap();
+    let mut subs: Vec<_> = (0..2).map(|_| topic.subscriber().unwrap()).collect();
+    std::thread::scope(|s| {
+        for tag in 0..2u64 {
+            let topic = topic.clone();
+            s.spawn(move || {
+                let mut p = topic.publisher().unwrap();
+                for i in 0..N {
+                    p.publish(&[tag.to_le_bytes(), i.to_le_bytes()].concat())
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let mut orders = Vec::new();
+    for sub in &mut subs {
+        let mut order = Vec::new();
+        let mut next = [0u64; 2];
+        while let Ok((tag, i)) = sub.try_recv_with(|_, b| {
+            (
+                u64::from_le_bytes(b[..8].try_into().unwrap()),
+                u64::from_le_bytes(b[8..16].try_into().unwrap()),
+            )
+        }) {
+            assert_eq!(
+                i, next[tag as usize],
+                "each publisher's messages stay in order"
+            );
+            next[tag as usize] += 1;
+            order.push((tag, i));
+        }
+        assert_eq!(next, [N, N]);
+        orders.push(order);
+    }
+    assert_eq!(orders[0], orders[1]);
+}

@@ -1,0 +1,125 @@
+//! Helpers shared by the integration tests: unique bus names that are removed on drop, and
+//! re-running this test binary as a child process with a role.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A bus name unique to this process and call; the bus is removed when the guard drops.
+pub struct BusName(pub String);
+
+impl BusName {
+    pub fn new(tag: &str) -> BusName {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        BusName(format!(
+            "test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+}
+
+impl std::ops::Deref for BusName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for BusName {
+    fn drop(&mut self) {
+        let _ = shmbus::Bus::remove(&self.0);
+    }
+}
+
+/// The environment variable naming a child's role.
+pub const ROLE: &str = "SHMBUS_TEST_ROLE";
+
+/// Starts this test binary again, running only `entry` (a `#[test]` that dispatches on
+/// [`ROLE`]), with `role` and extra environment variables. The child's stdout is piped.
+pub fn spawn_child(entry: &str, role: &str, env: &[(&str, String)]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args([entry, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn child")
+}
+
+/// Waits for a child to exit, killing it after `limit` (the watchdog). Returns its stdout lines
+/// that start with `RESULT ` (without the prefix), and panics if it failed.
+pub fn finish(mut child: Child, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait().expect("try_wait") {
+            Some(_) => break,
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("child did not finish within {limit:?}");
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    let out = child.wait_with_output().expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // libtest may print "test child ... " on the same line first.
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once("RESULT ").map(|(_, r)| r.to_owned()))
+        .collect()
+}
+
+/// Waits until the child prints a stderr line containing `marker` (e.g. a crash point), or
+/// panics after `limit`. The child's stderr is consumed up to that line.
+pub fn wait_for_stderr(child: &mut Child, marker: &str, limit: Duration) {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let marker_text = marker.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let marker = marker.to_owned();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut found = false;
+        // Keep draining after the marker, so the child never writes into a closed pipe.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !found && line.contains(&marker) {
+                found = true;
+                let _ = tx.send(Ok(()));
+            } else if !found {
+                seen.push(line);
+            }
+        }
+        if !found {
+            let _ = tx.send(Err(seen.join("\n")));
+        }
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(())) => {}
+        Ok(Err(stderr)) => {
+            let _ = child.wait();
+            panic!("child exited before printing {marker_text:?}; stderr:\n{stderr}");
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child did not print {marker_text:?} within {limit:?}");
+        }
+    }
+}
+
+/// Sends SIGKILL to a child we started and reaps it.
+pub fn kill9(child: &mut Child) {
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+}
