@@ -116,7 +116,11 @@ impl Bus {
             .geometry_check()
             .map_err(|e| BusError::InvalidConfig(format!("default_topic: {e}")))?;
         let seg = Segment::create(name, cfg.size, cfg.max_topics, cfg.mode, cfg.prefault)?;
-        Ok(Bus { seg: Arc::new(seg), default_topic: cfg.default_topic, timeout: cfg.open_timeout })
+        Ok(Bus {
+            seg: Arc::new(seg),
+            default_topic: cfg.default_topic,
+            timeout: cfg.open_timeout,
+        })
     }
 
     /// Opens an existing bus with the default configuration's timeout (2 s) and prefaulting.
@@ -137,7 +141,11 @@ impl Bus {
     pub fn open_with(name: &str, cfg: &BusConfig) -> Result<Bus, BusError> {
         segment::validate_bus_name(name)?;
         let seg = Segment::open(name, cfg.open_timeout, cfg.prefault)?;
-        Ok(Bus { seg: Arc::new(seg), default_topic: cfg.default_topic, timeout: cfg.open_timeout })
+        Ok(Bus {
+            seg: Arc::new(seg),
+            default_topic: cfg.default_topic,
+            timeout: cfg.open_timeout,
+        })
     }
 
     /// Opens the bus if it exists, otherwise creates it. When several processes start at once,
@@ -223,8 +231,11 @@ impl Bus {
     /// [`TopicError::InvalidName`], [`TopicError::TableFull`], [`TopicError::ArenaFull`],
     /// [`TopicError::LockTimeout`], [`TopicError::Corrupt`].
     pub fn topic(&self, name: &str) -> Result<Topic, TopicError> {
-        let ring = topic::open_or_create(&self.seg, name, &self.default_topic, false, self.timeout)?;
-        Ok(Topic { ring: Arc::new(ring) })
+        let ring =
+            topic::open_or_create(&self.seg, name, &self.default_topic, false, self.timeout)?;
+        Ok(Topic {
+            ring: Arc::new(ring),
+        })
     }
 
     /// Opens topic `name`, creating it with `cfg` if it does not exist. If it exists, its
@@ -235,7 +246,9 @@ impl Bus {
     /// [`Bus::topic`].
     pub fn topic_with(&self, name: &str, cfg: &TopicConfig) -> Result<Topic, TopicError> {
         let ring = topic::open_or_create(&self.seg, name, cfg, true, self.timeout)?;
-        Ok(Topic { ring: Arc::new(ring) })
+        Ok(Topic {
+            ring: Arc::new(ring),
+        })
     }
 
     /// Opens an existing topic; never creates one.
@@ -243,7 +256,9 @@ impl Bus {
     /// # Errors
     /// [`TopicError::NotFound`], [`TopicError::InvalidName`], [`TopicError::Corrupt`].
     pub fn open_topic(&self, name: &str) -> Result<Topic, TopicError> {
-        Ok(Topic { ring: Arc::new(topic::open_existing(&self.seg, name)?) })
+        Ok(Topic {
+            ring: Arc::new(topic::open_existing(&self.seg, name)?),
+        })
     }
 
     /// The topics on this bus with their geometry.
@@ -274,7 +289,8 @@ impl Bus {
     /// # Errors
     /// As [`Bus::topic`], and [`TopicError::SubscriberTableFull`].
     pub fn subscriber(&self, name: &str) -> Result<Subscriber, TopicError> {
-        self.topic(name)?.subscriber_with(&SubscriberConfig::default())
+        self.topic(name)?
+            .subscriber_with(&SubscriberConfig::default())
     }
 }
 

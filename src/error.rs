@@ -148,7 +148,11 @@ impl fmt::Display for TopicError {
             Self::InvalidName(why) => write!(f, "invalid topic name: {why}"),
             Self::InvalidConfig(why) => write!(f, "invalid topic configuration: {why}"),
             Self::NotFound(name) => write!(f, "topic {name:?} does not exist"),
-            Self::GeometryMismatch { topic, existing, requested } => write!(
+            Self::GeometryMismatch {
+                topic,
+                existing,
+                requested,
+            } => write!(
                 f,
                 "topic {topic:?} exists with slots={} payload_size={} max_publishers={} \
                  max_subscribers={}, but slots={} payload_size={} max_publishers={} \
@@ -254,7 +258,10 @@ impl fmt::Display for RecvError {
                 first_seq.saturating_add(*count)
             ),
             Self::BufferTooSmall { needed } => {
-                write!(f, "receive buffer too small: the message has {needed} bytes")
+                write!(
+                    f,
+                    "receive buffer too small: the message has {needed} bytes"
+                )
             }
         }
     }

@@ -50,7 +50,10 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("topic", &self.ring.name).field("id", &self.id).finish()
+        f.debug_struct("Publisher")
+            .field("topic", &self.ring.name)
+            .field("id", &self.id)
+            .finish()
     }
 }
 
@@ -139,7 +142,13 @@ impl Publisher {
         if !owned && self.scratch.len() < len {
             self.scratch.resize(len, 0);
         }
-        Ok(Loan { publisher: self, seq, len, owned, done: false })
+        Ok(Loan {
+            publisher: self,
+            seq,
+            len,
+            owned,
+            done: false,
+        })
     }
 
     #[inline]
@@ -203,7 +212,8 @@ impl Publisher {
             let slot = ring.slot(seq);
             slot.len.store(len as u32, Ordering::Relaxed);
             slot.publisher.store(self.id, Ordering::Relaxed);
-            slot.timestamp_ns.store(sys::monotonic_ns(), Ordering::Relaxed);
+            slot.timestamp_ns
+                .store(sys::monotonic_ns(), Ordering::Relaxed);
             crate::crash_point("publish-before-commit");
             seqlock::end_write(&slot.stamp, seq, seqlock::COMMITTED);
         }
@@ -237,8 +247,10 @@ impl Publisher {
 /// Folds a departing record's counters into the topic totals.
 fn retire(ring: &Ring, rec: &PubRecord) {
     let h = ring.header();
-    h.retired_published.fetch_add(rec.published.swap(0, Ordering::Relaxed), Ordering::Relaxed);
-    h.retired_aborted.fetch_add(rec.aborted.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+    h.retired_published
+        .fetch_add(rec.published.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+    h.retired_aborted
+        .fetch_add(rec.aborted.swap(0, Ordering::Relaxed), Ordering::Relaxed);
     rec.inflight.store(INFLIGHT_IDLE, Ordering::Relaxed);
 }
 
@@ -295,7 +307,10 @@ pub struct Loan<'a> {
 
 impl std::fmt::Debug for Loan<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Loan").field("seq", &self.seq).field("len", &self.len).finish()
+        f.debug_struct("Loan")
+            .field("seq", &self.seq)
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -332,8 +347,13 @@ impl Loan<'_> {
     pub fn as_mut_value<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
         &mut self,
     ) -> Result<&mut T, PublishError> {
-        let err = PublishError::BadType { size: size_of::<T>(), align: align_of::<T>() };
-        T::mut_from_prefix(self.as_mut_slice()).map(|(v, _)| v).map_err(|_| err)
+        let err = PublishError::BadType {
+            size: size_of::<T>(),
+            align: align_of::<T>(),
+        };
+        T::mut_from_prefix(self.as_mut_slice())
+            .map(|(v, _)| v)
+            .map_err(|_| err)
     }
 
     /// Commits the message. Returns its sequence number.

@@ -42,10 +42,14 @@ impl RingGeometry {
         max_subscribers: u32,
     ) -> Result<RingGeometry, String> {
         if !slot_count.is_power_of_two() || !(2..=MAX_SLOTS).contains(&slot_count) {
-            return Err(format!("slots must be a power of two in 2..={MAX_SLOTS}, got {slot_count}"));
+            return Err(format!(
+                "slots must be a power of two in 2..={MAX_SLOTS}, got {slot_count}"
+            ));
         }
         if !(1..=MAX_PAYLOAD).contains(&payload_size) {
-            return Err(format!("payload_size must be 1..={MAX_PAYLOAD}, got {payload_size}"));
+            return Err(format!(
+                "payload_size must be 1..={MAX_PAYLOAD}, got {payload_size}"
+            ));
         }
         if !(1..=MAX_PUBLISHERS).contains(&max_publishers) {
             return Err(format!(
@@ -59,8 +63,8 @@ impl RingGeometry {
         }
         // Payload capacity is rounded up to whole words so that word-wise copies stay inside.
         let payload_size = payload_size.div_ceil(8) * 8;
-        let stride = (SLOT_HEADER as u32 + payload_size).div_ceil(SLOT_ALIGN as u32)
-            * SLOT_ALIGN as u32;
+        let stride =
+            (SLOT_HEADER as u32 + payload_size).div_ceil(SLOT_ALIGN as u32) * SLOT_ALIGN as u32;
         let slots_off = Self::slots_offset_for(max_publishers, max_subscribers);
         let size = slots_off + u64::from(slot_count) * u64::from(stride);
         let ring_size = size.div_ceil(LINE as u64) * LINE as u64;
@@ -118,7 +122,13 @@ impl Ring {
             .ring_size
         );
         let base = seg.arena_range(geom.ring_offset, geom.ring_size)?;
-        Some(Ring { _seg: seg, base, geom, mask: u64::from(geom.slot_count) - 1, name })
+        Some(Ring {
+            _seg: seg,
+            base,
+            geom,
+            mask: u64::from(geom.slot_count) - 1,
+            name,
+        })
     }
 
     /// The ring header.
@@ -152,7 +162,10 @@ impl Ring {
     /// # Panics
     /// If `i >= max_subscribers`.
     pub fn sub_record(&self, i: u32) -> &SubRecord {
-        assert!(i < self.geom.max_subscribers, "subscriber index out of range");
+        assert!(
+            i < self.geom.max_subscribers,
+            "subscriber index out of range"
+        );
         let off = RING_HEADER_SIZE + RECORD_SIZE * (self.geom.max_publishers + i) as usize;
         // SAFETY: i < max_subscribers, so the record lies before the slots, inside the block;
         // offsets are multiples of 128 = align_of SubRecord; made of atomics.

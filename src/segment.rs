@@ -38,18 +38,29 @@ pub(crate) struct Geometry {
 /// How the creator lays out a segment of `size` bytes with `max_topics` entries.
 pub(crate) fn plan(size: u64, max_topics: u32) -> Result<Geometry, String> {
     if max_topics == 0 || max_topics > MAX_TOPICS_LIMIT {
-        return Err(format!("max_topics must be 1..={MAX_TOPICS_LIMIT}, got {max_topics}"));
+        return Err(format!(
+            "max_topics must be 1..={MAX_TOPICS_LIMIT}, got {max_topics}"
+        ));
     }
     if !(MIN_SEGMENT..=MAX_SEGMENT).contains(&size) {
-        return Err(format!("size must be {MIN_SEGMENT}..={MAX_SEGMENT} bytes, got {size}"));
+        return Err(format!(
+            "size must be {MIN_SEGMENT}..={MAX_SEGMENT} bytes, got {size}"
+        ));
     }
     let table_end = SEGMENT_HEADER_SIZE as u64 + u64::from(max_topics) * TOPIC_ENTRY_SIZE as u64;
     let arena_offset = layout::round_up(table_end, PAGE).ok_or("overflow")?;
     let total_size = layout::round_up(size, PAGE).ok_or("overflow")?;
     if arena_offset + PAGE > total_size {
-        return Err(format!("size {size} leaves no arena after a table of {max_topics} topics"));
+        return Err(format!(
+            "size {size} leaves no arena after a table of {max_topics} topics"
+        ));
     }
-    Ok(Geometry { total_size, max_topics, arena_offset, arena_size: total_size - arena_offset })
+    Ok(Geometry {
+        total_size,
+        max_topics,
+        arena_offset,
+        arena_size: total_size - arena_offset,
+    })
 }
 
 /// A mapped shmbus segment.
@@ -107,7 +118,10 @@ fn map_file(file: &File, len: u64, populate: bool) -> io::Result<MmapRaw> {
 }
 
 fn corrupt(field: &'static str, detail: impl Into<String>) -> BusError {
-    BusError::Corrupt { field, detail: detail.into() }
+    BusError::Corrupt {
+        field,
+        detail: detail.into(),
+    }
 }
 
 impl Segment {
@@ -129,20 +143,29 @@ impl Segment {
                 return Err(map_err(name, e, geom.total_size));
             }
         };
-        let seg = Segment { map, geom, name: name.to_owned() };
+        let seg = Segment {
+            map,
+            geom,
+            name: name.to_owned(),
+        };
         let h = seg.header();
         let pid = sys::current_pid();
         // The pid goes first, so an opener that times out can tell whether we died.
         h.creator_pid.store(pid, Ordering::Relaxed);
-        h.creator_start_time.store(sys::process_start_time(pid), Ordering::Relaxed);
+        h.creator_start_time
+            .store(sys::process_start_time(pid), Ordering::Relaxed);
         h.magic.store(MAGIC, Ordering::Relaxed);
-        h.layout_version.store(layout::LAYOUT_VERSION, Ordering::Relaxed);
-        h.fingerprint.store(layout::fingerprint(), Ordering::Relaxed);
+        h.layout_version
+            .store(layout::LAYOUT_VERSION, Ordering::Relaxed);
+        h.fingerprint
+            .store(layout::fingerprint(), Ordering::Relaxed);
         h.total_size.store(geom.total_size, Ordering::Relaxed);
         h.mode.store(mode, Ordering::Relaxed);
-        h.created_at_unix_ns.store(sys::realtime_ns(), Ordering::Relaxed);
+        h.created_at_unix_ns
+            .store(sys::realtime_ns(), Ordering::Relaxed);
         h.max_topics.store(max_topics, Ordering::Relaxed);
-        h.topic_table_offset.store(SEGMENT_HEADER_SIZE as u64, Ordering::Relaxed);
+        h.topic_table_offset
+            .store(SEGMENT_HEADER_SIZE as u64, Ordering::Relaxed);
         h.arena_offset.store(geom.arena_offset, Ordering::Relaxed);
         h.arena_size.store(geom.arena_size, Ordering::Relaxed);
         crate::crash_point("create-before-ready");
@@ -179,12 +202,20 @@ impl Segment {
             wait("size", 0)?;
         };
         if len > MAX_SEGMENT {
-            return Err(corrupt("total_size", format!("object is {len} bytes, above the limit")));
+            return Err(corrupt(
+                "total_size",
+                format!("object is {len} bytes, above the limit"),
+            ));
         }
         let map = map_file(&file, len, populate).map_err(|e| map_err(name, e, len))?;
         let mut seg = Segment {
             map,
-            geom: Geometry { total_size: len, max_topics: 0, arena_offset: 0, arena_size: 0 },
+            geom: Geometry {
+                total_size: len,
+                max_topics: 0,
+                arena_offset: 0,
+                arena_size: 0,
+            },
             name: name.to_owned(),
         };
         loop {
@@ -203,7 +234,10 @@ impl Segment {
         let h = self.header();
         let magic = h.magic.load(Ordering::Relaxed);
         if magic != MAGIC {
-            return Err(corrupt("magic", format!("{magic:#018x}: not a shmbus segment")));
+            return Err(corrupt(
+                "magic",
+                format!("{magic:#018x}: not a shmbus segment"),
+            ));
         }
         let version = h.layout_version.load(Ordering::Relaxed);
         if version != layout::LAYOUT_VERSION {
@@ -214,7 +248,10 @@ impl Segment {
         }
         let fp = h.fingerprint.load(Ordering::Relaxed);
         if fp != layout::fingerprint() {
-            return Err(BusError::LayoutMismatch { found: fp, expected: layout::fingerprint() });
+            return Err(BusError::LayoutMismatch {
+                found: fp,
+                expected: layout::fingerprint(),
+            });
         }
         let total = h.total_size.load(Ordering::Relaxed);
         if total != len {
@@ -226,7 +263,10 @@ impl Segment {
         let max_topics = h.max_topics.load(Ordering::Relaxed);
         let table = h.topic_table_offset.load(Ordering::Relaxed);
         if table != SEGMENT_HEADER_SIZE as u64 {
-            return Err(corrupt("topic_table_offset", format!("{table}, expected 256")));
+            return Err(corrupt(
+                "topic_table_offset",
+                format!("{table}, expected 256"),
+            ));
         }
         let expected = plan(total, max_topics).map_err(|e| corrupt("max_topics", e))?;
         let arena_offset = h.arena_offset.load(Ordering::Relaxed);
@@ -303,8 +343,9 @@ pub(crate) fn validate_bus_name(name: &str) -> Result<(), BusError> {
     if name.starts_with('.') {
         return bad("starts with '.'");
     }
-    if let Some(c) =
-        name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
     {
         return bad(&format!("character {c:?} is not one of [A-Za-z0-9_.-]"));
     }

@@ -31,7 +31,11 @@ pub(crate) const fn stamp(seq: u64, state: u64) -> u64 {
 /// Decodes a stamp into `(seq, state)`; `None` for a never-written slot.
 #[inline]
 pub(crate) const fn decode(stamp: u64) -> Option<(u64, u64)> {
-    if stamp == 0 { None } else { Some(((stamp >> 2).wrapping_sub(1), stamp & 3)) }
+    if stamp == 0 {
+        None
+    } else {
+        Some(((stamp >> 2).wrapping_sub(1), stamp & 3))
+    }
 }
 
 /// What a writer found when it tried to take a slot for `seq`.
@@ -81,21 +85,24 @@ pub(crate) fn begin_write(stamp_word: &AtomicU64, seq: u64) -> Begin {
 }
 
 /// Closes a slot taken with [`begin_write`]: `state` is [`COMMITTED`] or [`ABORTED`].
-///
-/// The store is a SeqCst swap: it publishes the payload (Release) and is the first half of the
-/// Dekker handshake with parked subscribers (the publisher then loads `sleepers`; see `wait.rs`).
 #[inline]
 pub(crate) fn end_write(stamp_word: &AtomicU64, seq: u64, state: u64) {
-    // SYNC: Release (part of SeqCst) pairs with the Acquire load of the stamp in `read`: a reader
-    // that sees this stamp sees every payload and header word stored before it.
-    stamp_word.swap(stamp(seq, state), Ordering::SeqCst);
+    // SYNC: Release pairs with the Acquire load of the stamp in `peek`: a reader that sees this
+    // stamp sees every payload and header word stored before it. (Parked readers are handled by
+    // the publisher's RMW on `sleepers` that follows; see `wait.rs`.)
+    stamp_word.store(stamp(seq, state), Ordering::Release);
 }
 
 /// Closes the slot of a dead writer: WRITING(seq) or any older stamp → REPAIRED(seq). Fails (false)
 /// if the slot changed since `seen`.
 pub(crate) fn repair(stamp_word: &AtomicU64, seen: u64, seq: u64) -> bool {
     stamp_word
-        .compare_exchange(seen, stamp(seq, REPAIRED), Ordering::SeqCst, Ordering::Relaxed)
+        .compare_exchange(
+            seen,
+            stamp(seq, REPAIRED),
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        )
         .is_ok()
 }
 
@@ -205,13 +212,28 @@ mod tests {
     fn begin_write_takes_older_and_refuses_newer() {
         let w = AtomicU64::new(0);
         assert_eq!(begin_write(&w, 3), Begin::Acquired);
-        assert_eq!(begin_write(&w, 7), Begin::Busy { stamp: stamp(3, WRITING) });
+        assert_eq!(
+            begin_write(&w, 7),
+            Begin::Busy {
+                stamp: stamp(3, WRITING)
+            }
+        );
         end_write(&w, 3, COMMITTED);
         assert_eq!(begin_write(&w, 2), Begin::Superseded);
         assert_eq!(begin_write(&w, 7), Begin::Acquired);
-        assert_eq!(peek(&w, 7), Peek::Writing { stamp: stamp(7, WRITING) });
+        assert_eq!(
+            peek(&w, 7),
+            Peek::Writing {
+                stamp: stamp(7, WRITING)
+            }
+        );
         assert_eq!(peek(&w, 3), Peek::Overrun);
-        assert_eq!(peek(&w, 11), Peek::NotYet { stamp: stamp(7, WRITING) });
+        assert_eq!(
+            peek(&w, 11),
+            Peek::NotYet {
+                stamp: stamp(7, WRITING)
+            }
+        );
         assert!(repair(&w, stamp(7, WRITING), 7));
         assert_eq!(peek(&w, 7), Peek::Repaired);
     }

@@ -162,7 +162,11 @@ impl Subscriber {
 
     /// How many messages have been published (claimed) that this subscriber has not read yet.
     pub fn lag(&self) -> u64 {
-        self.ring.header().claim.load(Ordering::Acquire).saturating_sub(self.next)
+        self.ring
+            .header()
+            .claim
+            .load(Ordering::Acquire)
+            .saturating_sub(self.next)
     }
 
     /// Messages delivered and lost so far: `(delivered, lost)`.
@@ -228,9 +232,16 @@ impl Subscriber {
                         continue; // torn: the next peek sees the overrun and resynchronises
                     }
                     self.delivered += 1;
-                    self.record().delivered.store(self.delivered, Ordering::Relaxed);
+                    self.record()
+                        .delivered
+                        .store(self.delivered, Ordering::Relaxed);
                     self.advance_to(seq + 1);
-                    return Ok(MessageInfo { seq, len, timestamp_ns, publisher_id });
+                    return Ok(MessageInfo {
+                        seq,
+                        len,
+                        timestamp_ns,
+                        publisher_id,
+                    });
                 }
                 Peek::NotYet { stamp } | Peek::Writing { stamp } => {
                     self.empty_polls = self.empty_polls.wrapping_add(1);
@@ -307,7 +318,9 @@ impl Subscriber {
         f: impl FnOnce(MessageInfo, &[u8]) -> R,
     ) -> Result<R, RecvError> {
         let mut scratch = self.take_scratch();
-        let r = self.poll(&mut scratch, false).map(|info| f(info, &scratch[..info.len]));
+        let r = self
+            .poll(&mut scratch, false)
+            .map(|info| f(info, &scratch[..info.len]));
         self.scratch = scratch;
         r
     }
@@ -340,7 +353,9 @@ impl Subscriber {
         timeout: Duration,
     ) -> Result<(MessageInfo, T), RecvError> {
         self.recv_timeout_with(timeout, |info, bytes| {
-            T::read_from_bytes(bytes).map(|v| (info, v)).map_err(|_| info.len)
+            T::read_from_bytes(bytes)
+                .map(|v| (info, v))
+                .map_err(|_| info.len)
         })?
         .map_err(|needed| RecvError::BufferTooSmall { needed })
     }

@@ -63,12 +63,22 @@ impl Default for TopicConfig {
 
 impl TopicConfig {
     fn tuple(&self) -> (u32, u32, u32, u32) {
-        (self.slots, self.payload_size, self.max_publishers, self.max_subscribers)
+        (
+            self.slots,
+            self.payload_size,
+            self.max_publishers,
+            self.max_subscribers,
+        )
     }
 
     fn geometry(&self) -> Result<RingGeometry, TopicError> {
-        RingGeometry::plan(self.slots, self.payload_size, self.max_publishers, self.max_subscribers)
-            .map_err(TopicError::InvalidConfig)
+        RingGeometry::plan(
+            self.slots,
+            self.payload_size,
+            self.max_publishers,
+            self.max_subscribers,
+        )
+        .map_err(TopicError::InvalidConfig)
     }
 }
 
@@ -125,11 +135,16 @@ fn entry_geometry(seg: &Segment, e: &TopicEntry, name: &str) -> Result<RingGeome
     let subs = e.max_subscribers.load(Ordering::Relaxed);
     let mut g = RingGeometry::plan(slots, payload, pubs, subs).map_err(bad)?;
     if g.payload_size != payload {
-        return Err(bad(format!("payload_size {payload} is not a multiple of 8")));
+        return Err(bad(format!(
+            "payload_size {payload} is not a multiple of 8"
+        )));
     }
     let stride = e.slot_stride.load(Ordering::Relaxed);
     if stride != g.slot_stride {
-        return Err(bad(format!("slot_stride {stride}, expected {}", g.slot_stride)));
+        return Err(bad(format!(
+            "slot_stride {stride}, expected {}",
+            g.slot_stride
+        )));
     }
     let delivery = e.delivery.load(Ordering::Relaxed);
     if delivery != 0 {
@@ -141,7 +156,10 @@ fn entry_geometry(seg: &Segment, e: &TopicEntry, name: &str) -> Result<RingGeome
     }
     g.ring_offset = e.ring_offset.load(Ordering::Relaxed);
     if seg.arena_range(g.ring_offset, g.ring_size).is_none() {
-        return Err(bad(format!("ring at offset {} is outside the arena", g.ring_offset)));
+        return Err(bad(format!(
+            "ring at offset {} is outside the arena",
+            g.ring_offset
+        )));
     }
     Ok(g)
 }
@@ -157,7 +175,13 @@ fn map_ring(seg: &Arc<Segment>, g: RingGeometry, name: &str) -> Result<Ring, Top
         h.max_publishers.load(Ordering::Relaxed),
         h.max_subscribers.load(Ordering::Relaxed),
     );
-    if copies != (g.slot_count, g.payload_size, g.max_publishers, g.max_subscribers)
+    if copies
+        != (
+            g.slot_count,
+            g.payload_size,
+            g.max_publishers,
+            g.max_subscribers,
+        )
         || h.slot_stride.load(Ordering::Relaxed) != g.slot_stride
     {
         return Err(TopicError::Corrupt(format!(
@@ -228,7 +252,10 @@ impl<'a> TableLock<'a> {
             if holder == 0 || dead {
                 // SYNC: Acquire pairs with the Release store in `drop`: we see the previous
                 // holder's entry and arena writes.
-                if word.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                if word
+                    .compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
                     return Ok(TableLock { word });
                 }
                 continue;
@@ -262,7 +289,10 @@ pub(crate) fn open_or_create(
     let mut g = cfg.geometry()?;
     let check = |ring: Ring| {
         let existing = config_of(&ring.geom);
-        let requested = TopicConfig { payload_size: g.payload_size, ..*cfg };
+        let requested = TopicConfig {
+            payload_size: g.payload_size,
+            ..*cfg
+        };
         if strict && existing.tuple() != requested.tuple() {
             return Err(TopicError::GeometryMismatch {
                 topic: name.to_owned(),
@@ -283,11 +313,16 @@ pub(crate) fn open_or_create(
     let h = seg.header();
     let index = (0..seg.geom.max_topics)
         .find(|&i| seg.topic_entry(i).state.load(Ordering::Acquire) == TOPIC_FREE)
-        .ok_or(TopicError::TableFull { max_topics: seg.geom.max_topics })?;
+        .ok_or(TopicError::TableFull {
+            max_topics: seg.geom.max_topics,
+        })?;
     let used = h.arena_used.load(Ordering::Relaxed);
     let available = seg.geom.arena_size.saturating_sub(used);
     if g.ring_size > available {
-        return Err(TopicError::ArenaFull { needed: g.ring_size, available });
+        return Err(TopicError::ArenaFull {
+            needed: g.ring_size,
+            available,
+        });
     }
     g.ring_offset = seg.geom.arena_offset + used;
     // The block is taken before it is written: a creator that dies from here on leaks it (never
@@ -300,9 +335,12 @@ pub(crate) fn open_or_create(
     rh.payload_size.store(g.payload_size, Ordering::Relaxed);
     rh.slot_stride.store(g.slot_stride, Ordering::Relaxed);
     rh.max_publishers.store(g.max_publishers, Ordering::Relaxed);
-    rh.max_subscribers.store(g.max_subscribers, Ordering::Relaxed);
+    rh.max_subscribers
+        .store(g.max_subscribers, Ordering::Relaxed);
     for i in 0..g.max_publishers {
-        ring.pub_record(i).inflight.store(INFLIGHT_IDLE, Ordering::Relaxed);
+        ring.pub_record(i)
+            .inflight
+            .store(INFLIGHT_IDLE, Ordering::Relaxed);
     }
     let e = seg.topic_entry(index);
     e.name_len.store(name.len() as u32, Ordering::Relaxed);
@@ -314,7 +352,8 @@ pub(crate) fn open_or_create(
     e.slot_stride.store(g.slot_stride, Ordering::Relaxed);
     e.delivery.store(0, Ordering::Relaxed);
     e.max_publishers.store(g.max_publishers, Ordering::Relaxed);
-    e.max_subscribers.store(g.max_subscribers, Ordering::Relaxed);
+    e.max_subscribers
+        .store(g.max_subscribers, Ordering::Relaxed);
     e.ring_offset.store(g.ring_offset, Ordering::Relaxed);
     e.ring_size.store(g.ring_size, Ordering::Relaxed);
     crate::crash_point("topic-before-ready");
@@ -345,13 +384,20 @@ pub(crate) fn take_record<'r>(
         for i in 0..count {
             let (owner, generation) = record(i);
             let cur = owner.load(Ordering::Relaxed);
-            let usable = if take_dead { cur != 0 && !liveness::owner_alive(cur) } else { cur == 0 };
+            let usable = if take_dead {
+                cur != 0 && !liveness::owner_alive(cur)
+            } else {
+                cur == 0
+            };
             if !usable {
                 continue;
             }
             // SYNC: Acquire pairs with the Release store of 0 when a record is given back: we
             // see the previous owner's last counter updates.
-            if owner.compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            if owner
+                .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
                 if cur != 0 {
                     retire(i);
                 }
@@ -372,7 +418,10 @@ pub struct Topic {
 
 impl std::fmt::Debug for Topic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Topic").field("name", &self.ring.name).field("config", &self.config()).finish()
+        f.debug_struct("Topic")
+            .field("name", &self.ring.name)
+            .field("config", &self.config())
+            .finish()
     }
 }
 
@@ -505,8 +554,9 @@ fn sub_stats(r: &SubRecord, next_seq: u64) -> Option<SubscriberStats> {
 pub(crate) fn stats(ring: &Ring) -> TopicStats {
     let h = ring.header();
     let next_seq = h.claim.load(Ordering::Acquire);
-    let publishers: Vec<_> =
-        (0..ring.geom.max_publishers).filter_map(|i| pub_stats(i, ring.pub_record(i))).collect();
+    let publishers: Vec<_> = (0..ring.geom.max_publishers)
+        .filter_map(|i| pub_stats(i, ring.pub_record(i)))
+        .collect();
     let subscribers: Vec<_> = (0..ring.geom.max_subscribers)
         .filter_map(|i| sub_stats(ring.sub_record(i), next_seq))
         .collect();

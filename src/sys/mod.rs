@@ -3,5 +3,5 @@
 #[cfg_attr(target_os = "linux", path = "linux.rs")]
 mod imp;
 
-pub(crate) use imp::*;
 pub use imp::monotonic_ns;
+pub(crate) use imp::*;

@@ -96,7 +96,10 @@ pub fn run(args: &ChildArgs) -> Result<()> {
     match args.role {
         Role::Echo => {
             let count = workload::echo(&mut *ep, args.payload, deadline_ns)?;
-            writeln!(out, "done count={count} lost=0 bytes=0 first_ns=0 last_ns=0")?;
+            writeln!(
+                out,
+                "done count={count} lost=0 bytes=0 first_ns=0 last_ns=0"
+            )?;
         }
         Role::Receive => {
             let r = workload::receive(&mut *ep, args.payload, args.skip, deadline_ns)?;

@@ -17,7 +17,9 @@ const SPIN_BELOW_NS: u64 = 200_000;
 pub fn now_ns() -> u64 {
     let ts = clock_gettime(ClockId::Monotonic);
     // Monotonic time is non-negative and fits u64 nanoseconds for 584 years of uptime.
-    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
 }
 
 /// Converts a duration to nanoseconds, saturating.

@@ -59,7 +59,8 @@ impl Summary {
 
 /// The wire form a child sends to the parent: one `h <value> <count>` line per recorded bucket.
 pub fn to_lines(h: &Hist) -> impl Iterator<Item = String> + '_ {
-    h.iter_recorded().map(|v| format!("h {} {}", v.value_iterated_to(), v.count_at_value()))
+    h.iter_recorded()
+        .map(|v| format!("h {} {}", v.value_iterated_to(), v.count_at_value()))
 }
 
 /// Adds one `h <value> <count>` line (without the `h `) to `h`.
@@ -81,7 +82,11 @@ pub fn add_line(h: &mut Hist, rest: &str) -> Result<(), String> {
 /// reads), values divided by `scale` (1000.0 for ns -> µs), 5 percentile ticks per half distance.
 pub fn percentile_distribution(h: &Hist, scale: f64) -> String {
     let mut out = String::new();
-    let _ = write!(out, "{:>12} {:>14} {:>10} {:>14}\n\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+    let _ = write!(
+        out,
+        "{:>12} {:>14} {:>10} {:>14}\n\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
     let mut total = 0u64;
     if !h.is_empty() {
         for v in h.iter_quantiles(5) {
@@ -89,7 +94,11 @@ pub fn percentile_distribution(h: &Hist, scale: f64) -> String {
             let value = v.value_iterated_to() as f64 / scale;
             let q = v.quantile_iterated_to();
             if q < 1.0 {
-                let _ = writeln!(out, "{value:12.3} {q:2.12} {total:10} {:14.2}", 1.0 / (1.0 - q));
+                let _ = writeln!(
+                    out,
+                    "{value:12.3} {q:2.12} {total:10} {:14.2}",
+                    1.0 / (1.0 - q)
+                );
             } else {
                 let _ = writeln!(out, "{value:12.3} {q:2.12} {total:10}");
             }
@@ -101,8 +110,18 @@ pub fn percentile_distribution(h: &Hist, scale: f64) -> String {
         h.mean() / scale,
         h.stdev() / scale
     );
-    let _ = writeln!(out, "#[Max     = {:12.3}, Total count    = {:12}]", h.max() as f64 / scale, h.len());
-    let _ = writeln!(out, "#[Buckets = {:12}, SubBuckets     = {:12}]", h.buckets(), sub_buckets(h));
+    let _ = writeln!(
+        out,
+        "#[Max     = {:12.3}, Total count    = {:12}]",
+        h.max() as f64 / scale,
+        h.len()
+    );
+    let _ = writeln!(
+        out,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        h.buckets(),
+        sub_buckets(h)
+    );
     out
 }
 
@@ -156,7 +175,15 @@ mod tests {
         assert!(text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"));
         assert!(text.contains("#[Max     ="));
         assert!(text.contains("SubBuckets     =         2048]"));
-        let last = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).last().unwrap();
-        assert_eq!(last.split_whitespace().count(), 3, "last line has no 1/(1-p) column");
+        let last = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .last()
+            .unwrap();
+        assert_eq!(
+            last.split_whitespace().count(),
+            3,
+            "last line has no 1/(1-p) column"
+        );
     }
 }

@@ -75,7 +75,11 @@ fn run_object(r: &RunRecord) -> String {
 
 /// A JSON number with one decimal (JSON has no NaN or infinity: those become 0.0).
 fn number(v: f64) -> String {
-    if v.is_finite() { format!("{v:.1}") } else { "0.0".to_owned() }
+    if v.is_finite() {
+        format!("{v:.1}")
+    } else {
+        "0.0".to_owned()
+    }
 }
 
 /// A JSON string literal.

@@ -38,8 +38,10 @@ impl Machine {
             cores: allowed_cpus().map_or(0, |c| c.len()),
             smt_siblings,
             kernel: kernel(),
-            clocksource: read_trimmed("/sys/devices/system/clocksource/clocksource0/current_clocksource")
-                .unwrap_or_else(|| "unknown".into()),
+            clocksource: read_trimmed(
+                "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+            )
+            .unwrap_or_else(|| "unknown".into()),
             clock_read_ns,
             pinned: false,
             cpus: cpus.to_vec(),
@@ -99,7 +101,10 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
 /// The error of `sched_setaffinity`, e.g. `EINVAL` if the CPU is offline or not allowed.
 pub fn pin_to(cpu: usize) -> io::Result<()> {
     if cpu >= CpuSet::MAX_CPU {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "CPU number too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "CPU number too large",
+        ));
     }
     let mut set = CpuSet::new();
     set.set(cpu);

@@ -6,16 +6,13 @@
 //! | 8..16 | `CLOCK_MONOTONIC` ns: intended send time (open loop), send time (stream), or, in the [`END`] message, the number of messages sent |
 //!
 //! Ping-pong needs only the sequence number (its initiator keeps the times), so its payload may be
-//! as small as 8 bytes; the other scenarios need at least 16.
+//! as small as 8 bytes; the other scenarios need 16 and use 64.
 
 /// Sequence number of the message that ends a run.
 pub const END: u64 = u64::MAX;
 
 /// Smallest payload of ping-pong.
 pub const MIN_PINGPONG: usize = 8;
-
-/// Smallest payload of the one-way scenarios.
-pub const MIN_ONE_WAY: usize = 16;
 
 /// Writes the sequence number into `buf[0..8]`.
 #[inline]

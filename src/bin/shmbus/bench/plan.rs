@@ -198,14 +198,30 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
         mode,
     };
     // The floor is the reference of the p50/floor column: always measured unless filtered out.
-    runs.push(single(Scenario::Pingpong, BASE_PAYLOAD, None, Transport::Floor, Mode::Spin));
+    runs.push(single(
+        Scenario::Pingpong,
+        BASE_PAYLOAD,
+        None,
+        Transport::Floor,
+        Mode::Spin,
+    ));
     if selected(Selection::Pingpong) {
-        runs.push(single(Scenario::Pingpong, BASE_PAYLOAD, None, Transport::Futex, Mode::Park));
-        push_all(&mut runs, o.modes, |t, m| single(Scenario::Pingpong, BASE_PAYLOAD, None, t, m));
+        runs.push(single(
+            Scenario::Pingpong,
+            BASE_PAYLOAD,
+            None,
+            Transport::Futex,
+            Mode::Park,
+        ));
+        push_all(&mut runs, o.modes, |t, m| {
+            single(Scenario::Pingpong, BASE_PAYLOAD, None, t, m)
+        });
     }
     if selected(Selection::Sweep) {
         for &p in o.payloads.iter().filter(|&&p| p != BASE_PAYLOAD) {
-            push_all(&mut runs, o.sweep_modes, |t, m| single(Scenario::Pingpong, p, None, t, m));
+            push_all(&mut runs, o.sweep_modes, |t, m| {
+                single(Scenario::Pingpong, p, None, t, m)
+            });
         }
     }
     if selected(Selection::OpenLoop) {
@@ -216,7 +232,9 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
         }
     }
     if selected(Selection::Stream) {
-        push_all(&mut runs, o.modes, |t, m| single(Scenario::Stream, BASE_PAYLOAD, None, t, m));
+        push_all(&mut runs, o.modes, |t, m| {
+            single(Scenario::Stream, BASE_PAYLOAD, None, t, m)
+        });
     }
     if selected(Selection::Fanout) {
         for &n in o.subscribers {
@@ -253,8 +271,11 @@ fn fanout_modes(modes: &[Mode], subs: usize, cpus: usize, notes: &mut Vec<String
     if cpus > subs {
         return modes.to_vec();
     }
-    let dropped: Vec<&str> =
-        modes.iter().filter(|&&m| m != Mode::Park).map(|m| m.as_str()).collect();
+    let dropped: Vec<&str> = modes
+        .iter()
+        .filter(|&&m| m != Mode::Park)
+        .map(|m| m.as_str())
+        .collect();
     if !dropped.is_empty() {
         notes.push(format!(
             "fanout 1->{subs}: park mode only, {cpus} CPUs cannot host {} spinning processes \
@@ -294,7 +315,10 @@ mod tests {
         };
         let (runs, notes) = build(&o);
         assert_eq!(runs.len(), 2);
-        assert!(runs.iter().all(|r| r.mode == Mode::Park && r.scenario == Scenario::Fanout));
+        assert!(
+            runs.iter()
+                .all(|r| r.mode == Mode::Park && r.scenario == Scenario::Fanout)
+        );
         assert_eq!(notes.len(), 2);
     }
 }

@@ -36,7 +36,10 @@ struct Series {
 /// Renders every row's merged histogram, grouped in panels.
 pub fn render(rows: &[Row], title: &str) -> String {
     let mut panels: BTreeMap<PanelKey, (String, Vec<Series>)> = BTreeMap::new();
-    let mut keys: Vec<(Transport, Mode)> = rows.iter().map(|r| (r.spec.transport, r.spec.mode)).collect();
+    let mut keys: Vec<(Transport, Mode)> = rows
+        .iter()
+        .map(|r| (r.spec.transport, r.spec.mode))
+        .collect();
     keys.sort();
     keys.dedup();
     for r in rows.iter().filter(|r| !r.merged.is_empty()) {
@@ -50,10 +53,16 @@ pub fn render(rows: &[Row], title: &str) -> String {
             .entry(key)
             .or_insert_with(|| (name, Vec::new()))
             .1
-            .push(Series { key: (s.transport, s.mode), points: hist::curve(&r.merged) });
+            .push(Series {
+                key: (s.transport, s.mode),
+                points: hist::curve(&r.merged),
+            });
     }
     let rows_of_panels = panels.len().div_ceil(COLUMNS).max(1);
-    let (w, h) = (PANEL.0 * COLUMNS as f64, PANEL.1 * rows_of_panels as f64 + 40.0);
+    let (w, h) = (
+        PANEL.0 * COLUMNS as f64,
+        PANEL.1 * rows_of_panels as f64 + 40.0,
+    );
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
          font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
@@ -62,7 +71,10 @@ pub fn render(rows: &[Row], title: &str) -> String {
         escape(title)
     );
     for (i, (name, series)) in panels.values().enumerate() {
-        let origin = ((i % COLUMNS) as f64 * PANEL.0, 40.0 + (i / COLUMNS) as f64 * PANEL.1);
+        let origin = (
+            (i % COLUMNS) as f64 * PANEL.0,
+            40.0 + (i / COLUMNS) as f64 * PANEL.1,
+        );
         panel(&mut svg, origin, name, series, &keys);
     }
     svg.push_str("</svg>\n");
@@ -70,14 +82,29 @@ pub fn render(rows: &[Row], title: &str) -> String {
 }
 
 /// Draws one panel with its axes, lines and legend.
-fn panel(svg: &mut String, (ox, oy): (f64, f64), name: &str, series: &[Series], keys: &[(Transport, Mode)]) {
+fn panel(
+    svg: &mut String,
+    (ox, oy): (f64, f64),
+    name: &str,
+    series: &[Series],
+    keys: &[(Transport, Mode)],
+) {
     let (x0, y0) = (ox + MARGIN.0, oy + MARGIN.2);
     let (pw, ph) = (PANEL.0 - MARGIN.0 - MARGIN.1, PANEL.1 - MARGIN.2 - MARGIN.3);
     let all = series.iter().flat_map(|s| s.points.iter());
-    let x_max = all.clone().map(|p| p.0).fold(1.0f64, f64::max).log10().ceil().clamp(4.0, 7.0);
+    let x_max = all
+        .clone()
+        .map(|p| p.0)
+        .fold(1.0f64, f64::max)
+        .log10()
+        .ceil()
+        .clamp(4.0, 7.0);
     let y_lo = all.clone().map(|p| p.1.max(1)).min().unwrap_or(1) as f64;
     let y_hi = all.map(|p| p.1.max(1)).max().unwrap_or(10) as f64;
-    let (y_min, y_max) = (y_lo.log10().floor(), y_hi.log10().ceil().max(y_lo.log10().floor() + 1.0));
+    let (y_min, y_max) = (
+        y_lo.log10().floor(),
+        y_hi.log10().ceil().max(y_lo.log10().floor() + 1.0),
+    );
     let px = |x: f64| x0 + x.max(1.0).log10() / x_max * pw;
     let py = |ns: f64| y0 + ph - (ns.max(1.0).log10() - y_min) / (y_max - y_min) * ph;
     let _ = writeln!(
@@ -98,7 +125,12 @@ fn panel(svg: &mut String, (ox, oy): (f64, f64), name: &str, series: &[Series], 
             y0 + ph + 14.0
         );
     }
-    let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">percentile</text>", x0 + pw / 2.0, y0 + ph + 32.0);
+    let _ = writeln!(
+        svg,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">percentile</text>",
+        x0 + pw / 2.0,
+        y0 + ph + 32.0
+    );
     for d in (y_min as i32)..=(y_max as i32) {
         let gy = py(10f64.powi(d));
         let _ = writeln!(
@@ -135,12 +167,20 @@ fn panel(svg: &mut String, (ox, oy): (f64, f64), name: &str, series: &[Series], 
 
 /// X tick labels and positions (`1/(1-q)`) up to `10^x_max`.
 fn x_ticks(x_max: f64) -> Vec<(String, f64)> {
-    let mut ticks = vec![("0%".to_owned(), 1.0), ("50%".to_owned(), 2.0), ("90%".to_owned(), 10.0)];
+    let mut ticks = vec![
+        ("0%".to_owned(), 1.0),
+        ("50%".to_owned(), 2.0),
+        ("90%".to_owned(), 10.0),
+    ];
     let mut nines = "99".to_owned();
     let mut x = 100.0;
     while x <= 10f64.powf(x_max) + 0.5 {
         ticks.push((format!("{nines}%"), x));
-        nines = if nines.contains('.') { format!("{nines}9") } else { format!("{nines}.9") };
+        nines = if nines.contains('.') {
+            format!("{nines}9")
+        } else {
+            format!("{nines}.9")
+        };
         x *= 10.0;
     }
     ticks
@@ -156,7 +196,9 @@ fn decade_label(d: i32) -> String {
 
 /// Escapes text for SVG.
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

@@ -67,7 +67,10 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
         duplex: spec.scenario == Scenario::Pingpong,
         spin: ctx.spin,
     };
-    let names = Names { dir: ctx.dir.clone(), tag: format!("{}-{run_no}", std::process::id()) };
+    let names = Names {
+        dir: ctx.dir.clone(),
+        tag: format!("{}-{run_no}", std::process::id()),
+    };
     let prepared = transports::prepare(&shape, &names)?;
     let skip = match spec.scenario {
         Scenario::OpenLoop | Scenario::Fanout => {
@@ -97,7 +100,12 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
     drop(ep);
     children.reap()?;
     Ok(match measured {
-        Some(pp) => Outcome { hist: pp.hist, msgs_per_s: pp.round_trips_per_s, lost: 0, children_pinned: pinned },
+        Some(pp) => Outcome {
+            hist: pp.hist,
+            msgs_per_s: pp.round_trips_per_s,
+            lost: 0,
+            children_pinned: pinned,
+        },
         None => merge(reports, pinned),
     })
 }
@@ -159,7 +167,13 @@ struct Children {
 
 impl Children {
     /// Starts one child per address list.
-    fn spawn(ctx: &Ctx, spec: &RunSpec, addrs: &[Vec<String>], skip: u64, deadline: Duration) -> Result<Self> {
+    fn spawn(
+        ctx: &Ctx,
+        spec: &RunSpec,
+        addrs: &[Vec<String>],
+        skip: u64,
+        deadline: Duration,
+    ) -> Result<Self> {
         let procs = Arc::new(Mutex::new(Vec::new()));
         let (line_tx, lines) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -172,10 +186,18 @@ impl Children {
                 }
             })
         };
-        let mut children = Self { procs, stdins: Vec::new(), lines, stop_watchdog: Some(stop_tx), watchdog: Some(watchdog) };
+        let mut children = Self {
+            procs,
+            stdins: Vec::new(),
+            lines,
+            stop_watchdog: Some(stop_tx),
+            watchdog: Some(watchdog),
+        };
         for (i, child_addrs) in addrs.iter().enumerate() {
             let mut cmd = child_command(ctx, spec, child_addrs, i, skip, deadline);
-            let mut child = cmd.spawn().map_err(|e| format!("start {:?}: {e}", ctx.exe))?;
+            let mut child = cmd
+                .spawn()
+                .map_err(|e| format!("start {:?}: {e}", ctx.exe))?;
             let stdout = child.stdout.take().ok_or("child without stdout")?;
             children.stdins.extend(child.stdin.take());
             lock(&children.procs).push(child);
@@ -190,7 +212,10 @@ impl Children {
         let mut pinned = true;
         for _ in 0..self.stdins.len() {
             let (i, line) = self.next_line(deadline_ns)?;
-            match line.as_deref().and_then(|l| l.strip_prefix("ready pinned=")) {
+            match line
+                .as_deref()
+                .and_then(|l| l.strip_prefix("ready pinned="))
+            {
                 Some(p) => pinned &= p == "1",
                 None => return Err(format!("child {i} failed to start: {line:?}").into()),
             }
@@ -202,16 +227,21 @@ impl Children {
     fn collect(&self, deadline_ns: u64) -> Result<Vec<Report>> {
         let n = self.stdins.len();
         let mut reports: Vec<Report> = (0..n).map(|_| Report::empty()).collect();
-        let mut done = 0;
-        while done < n {
+        let mut done = vec![false; n];
+        while done.contains(&false) {
             let (i, line) = self.next_line(deadline_ns)?;
-            let line = line.ok_or_else(|| format!("child {i} exited without reporting"))?;
+            let Some(line) = line else {
+                match done[i] {
+                    true => continue,
+                    false => return Err(format!("child {i} exited without reporting").into()),
+                }
+            };
             let r = &mut reports[i];
             if let Some(rest) = line.strip_prefix("h ") {
                 hist::add_line(&mut r.hist, rest)?;
             } else if let Some(rest) = line.strip_prefix("done ") {
                 r.parse_done(rest)?;
-                done += 1;
+                done[i] = true;
             } else {
                 return Err(format!("child {i}: unexpected line {line:?}").into());
             }
@@ -222,7 +252,9 @@ impl Children {
     /// The next line of any child, before `deadline_ns`.
     fn next_line(&self, deadline_ns: u64) -> Result<Line> {
         let left = Duration::from_nanos(deadline_ns.saturating_sub(now_ns()));
-        self.lines.recv_timeout(left).map_err(|_| "timed out waiting for a child".into())
+        self.lines
+            .recv_timeout(left)
+            .map_err(|_| "timed out waiting for a child".into())
     }
 
     /// Waits for every child to exit (killing stragglers after a grace period) and checks their
@@ -272,13 +304,21 @@ impl Drop for Children {
 impl Report {
     /// A report with nothing in it yet.
     fn empty() -> Self {
-        Self { hist: hist::new(), count: 0, lost: 0, first_ns: 0, last_ns: 0 }
+        Self {
+            hist: hist::new(),
+            count: 0,
+            lost: 0,
+            first_ns: 0,
+            last_ns: 0,
+        }
     }
 
     /// Parses `count=.. lost=.. bytes=.. first_ns=.. last_ns=..`.
     fn parse_done(&mut self, rest: &str) -> Result<()> {
         for kv in rest.split_ascii_whitespace() {
-            let (k, v) = kv.split_once('=').ok_or_else(|| format!("bad field {kv:?}"))?;
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("bad field {kv:?}"))?;
             let v: u64 = v.parse().map_err(|_| format!("bad number in {kv:?}"))?;
             match k {
                 "count" => self.count = v,
@@ -323,11 +363,29 @@ fn forward_lines(i: usize, stdout: std::process::ChildStdout, tx: &Sender<Line>)
 }
 
 /// The command line of child `i`.
-fn child_command(ctx: &Ctx, spec: &RunSpec, addrs: &[String], i: usize, skip: u64, deadline: Duration) -> Command {
-    let role = if spec.scenario == Scenario::Pingpong { Role::Echo } else { Role::Receive };
+fn child_command(
+    ctx: &Ctx,
+    spec: &RunSpec,
+    addrs: &[String],
+    i: usize,
+    skip: u64,
+    deadline: Duration,
+) -> Command {
+    let role = if spec.scenario == Scenario::Pingpong {
+        Role::Echo
+    } else {
+        Role::Receive
+    };
     let mut cmd = Command::new(&ctx.exe);
     cmd.arg("bench-child")
-        .args(["--role", if role == Role::Echo { "echo" } else { "receive" }])
+        .args([
+            "--role",
+            if role == Role::Echo {
+                "echo"
+            } else {
+                "receive"
+            },
+        ])
         .args(["--transport", spec.transport.as_str()])
         .args(["--mode", spec.mode.as_str()])
         .args(["--payload", &spec.payload.to_string()])
@@ -341,7 +399,8 @@ fn child_command(ctx: &Ctx, spec: &RunSpec, addrs: &[String], i: usize, skip: u6
     if ctx.cpus.len() >= 2 {
         cmd.args(["--cpu", &ctx.cpus[1 + i % (ctx.cpus.len() - 1)].to_string()]);
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     cmd
 }
-

@@ -50,7 +50,10 @@ pub fn rows(records: &[RunRecord]) -> Vec<Row> {
     for r in records {
         groups.entry(r.spec).or_default().push(r);
     }
-    groups.into_iter().map(|(spec, runs)| row(spec, &runs)).collect()
+    groups
+        .into_iter()
+        .map(|(spec, runs)| row(spec, &runs))
+        .collect()
 }
 
 /// Aggregates the repeats of one configuration.
@@ -102,8 +105,21 @@ pub fn floor_p50(rows: &[Row]) -> Option<u64> {
 pub fn table(rows: &[Row]) -> String {
     let floor = floor_p50(rows);
     let header = [
-        "scenario", "transport", "mode", "payload", "subs", "p50", "p50 range", "p90", "p99", "p99.9",
-        "p99.99", "max", "msgs/s", "lost", "p50/floor",
+        "scenario",
+        "transport",
+        "mode",
+        "payload",
+        "subs",
+        "p50",
+        "p50 range",
+        "p90",
+        "p99",
+        "p99.9",
+        "p99.99",
+        "max",
+        "msgs/s",
+        "lost",
+        "p50/floor",
     ];
     let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
     for r in rows {
@@ -125,7 +141,9 @@ pub fn table(rows: &[Row]) -> String {
             fmt_ns(r.worst_max),
             fmt_rate(r.msgs_per_s),
             r.lost.to_string(),
-            floor.filter(|&f| f > 0).map_or("-".to_owned(), |f| format!("{:.1}x", r.median.p50 as f64 / f as f64)),
+            floor.filter(|&f| f > 0).map_or("-".to_owned(), |f| {
+                format!("{:.1}x", r.median.p50 as f64 / f as f64)
+            }),
         ]);
     }
     render(&cells, 5)
@@ -134,8 +152,15 @@ pub fn table(rows: &[Row]) -> String {
 /// Lays out `cells` in aligned columns: the first `text_cols` left-aligned, the rest right-aligned.
 fn render(cells: &[Vec<String>], text_cols: usize) -> String {
     let ncols = cells.first().map_or(0, Vec::len);
-    let widths: Vec<usize> =
-        (0..ncols).map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..ncols)
+        .map(|c| {
+            cells
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
     for row in cells {
         let mut line = String::new();
@@ -155,7 +180,10 @@ fn render(cells: &[Vec<String>], text_cols: usize) -> String {
 /// The verdict line: did every shmbus configuration keep p99.99 and max under 1 ms in every repeat?
 pub fn verdict(rows: &[Row]) -> String {
     const LIMIT_NS: u64 = 1_000_000;
-    let ours: Vec<&Row> = rows.iter().filter(|r| r.spec.transport == Transport::Shmbus).collect();
+    let ours: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.spec.transport == Transport::Shmbus)
+        .collect();
     if ours.is_empty() {
         return "verdict: no shmbus runs (filtered out, or failed)".to_owned();
     }
@@ -180,7 +208,10 @@ pub fn verdict(rows: &[Row]) -> String {
              in every repeat",
             ours.len()
         ),
-        false => format!("verdict: FAIL, p99.99 or max >= 1 ms in: {}", bad.join("; ")),
+        false => format!(
+            "verdict: FAIL, p99.99 or max >= 1 ms in: {}",
+            bad.join("; ")
+        ),
     }
 }
 

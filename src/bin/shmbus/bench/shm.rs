@@ -51,7 +51,10 @@ impl SharedLine {
         let file = File::from(fd);
         let sized = file.set_len(LEN as u64).and_then(|()| map(&file));
         match sized {
-            Ok(map) => Ok(Self { map, owned_name: Some(name.to_owned()) }),
+            Ok(map) => Ok(Self {
+                map,
+                owned_name: Some(name.to_owned()),
+            }),
             Err(e) => {
                 let _ = shm::unlink(name);
                 Err(e)
@@ -67,14 +70,24 @@ impl SharedLine {
         let fd = shm::open(name, shm::OFlags::RDWR, Mode::empty())?;
         let file = File::from(fd);
         if file.metadata()?.len() < LEN as u64 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "shared line too small"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "shared line too small",
+            ));
         }
-        Ok(Self { map: map(&file)?, owned_name: None })
+        Ok(Self {
+            map: map(&file)?,
+            owned_name: None,
+        })
     }
 
     /// The floor word.
     fn word64(&self) -> &AtomicU64 {
-        let ptr = self.map.as_mut_ptr().wrapping_add(FLOOR_OFFSET).cast::<u64>();
+        let ptr = self
+            .map
+            .as_mut_ptr()
+            .wrapping_add(FLOOR_OFFSET)
+            .cast::<u64>();
         // SAFETY: `map` is LEN >= 8 bytes long and page aligned, so `ptr` is in bounds and 8-byte
         // aligned (checked by `map()` below); the mapping lives as long as `&self`, which bounds
         // the returned lifetime. Every process touches this word only through `AtomicU64`
@@ -85,7 +98,11 @@ impl SharedLine {
 
     /// The futex word.
     fn word32(&self) -> &AtomicU32 {
-        let ptr = self.map.as_mut_ptr().wrapping_add(FUTEX_OFFSET).cast::<u32>();
+        let ptr = self
+            .map
+            .as_mut_ptr()
+            .wrapping_add(FUTEX_OFFSET)
+            .cast::<u32>();
         // SAFETY: FUTEX_OFFSET + 4 <= LEN and the page is aligned, so `ptr` is in bounds and
         // 4-byte aligned; the mapping lives as long as `&self`. The word is only ever accessed
         // as an `AtomicU32` (here and by the kernel's futex code), never non-atomically.
@@ -136,7 +153,12 @@ impl SharedLine {
         };
         match futex::wait(self.word32(), futex::Flags::empty(), expected, Some(&ts)) {
             Ok(()) => Ok(()),
-            Err(e) if [rustix::io::Errno::AGAIN, rustix::io::Errno::TIMEDOUT, rustix::io::Errno::INTR]
+            Err(e)
+                if [
+                    rustix::io::Errno::AGAIN,
+                    rustix::io::Errno::TIMEDOUT,
+                    rustix::io::Errno::INTR,
+                ]
                 .contains(&e) =>
             {
                 Ok(())

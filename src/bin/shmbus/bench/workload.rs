@@ -85,7 +85,10 @@ pub fn pingpong(ep: &mut dyn Endpoint, payload: usize, limits: &Limits) -> Resul
     msg::put_seq(&mut out, msg::END);
     ep.send(&out)?;
     let secs = (now - start) as f64 / 1e9;
-    Ok(PingPong { hist: h, round_trips_per_s: if secs > 0.0 { count as f64 / secs } else { 0.0 } })
+    Ok(PingPong {
+        hist: h,
+        round_trips_per_s: if secs > 0.0 { count as f64 / secs } else { 0.0 },
+    })
 }
 
 /// Sends `seq` and waits for its echo.
@@ -126,17 +129,12 @@ pub fn echo(ep: &mut dyn Endpoint, payload: usize, deadline_ns: u64) -> Result<u
     }
 }
 
-/// What the publisher did.
-pub struct Published {
-    /// Messages sent (warm-up included, [`msg::END`] excluded).
-    pub sent: u64,
-}
-
 /// Publishes at `rate` messages per second with intended-time stamps, then [`msg::END`].
+/// Returns the number of messages sent (warm-up included).
 ///
 /// # Errors
 /// A transport error.
-pub fn open_loop(ep: &mut dyn Endpoint, payload: usize, rate: u64, limits: &Limits) -> Result<Published> {
+pub fn open_loop(ep: &mut dyn Endpoint, payload: usize, rate: u64, limits: &Limits) -> Result<u64> {
     let mut buf = vec![0u8; payload];
     let period = 1e9 / rate.max(1) as f64;
     let start = now_ns() + 1_000_000;
@@ -157,10 +155,11 @@ pub fn open_loop(ep: &mut dyn Endpoint, payload: usize, rate: u64, limits: &Limi
 }
 
 /// Publishes as fast as the transport accepts, stamping the send time, then [`msg::END`].
+/// Returns the number of messages sent (warm-up included).
 ///
 /// # Errors
 /// A transport error.
-pub fn stream(ep: &mut dyn Endpoint, payload: usize, limits: &Limits) -> Result<Published> {
+pub fn stream(ep: &mut dyn Endpoint, payload: usize, limits: &Limits) -> Result<u64> {
     let mut buf = vec![0u8; payload];
     let end = now_ns() + ns(limits.warmup() + limits.duration);
     let mut sent = 0u64;
@@ -178,11 +177,11 @@ pub fn stream(ep: &mut dyn Endpoint, payload: usize, limits: &Limits) -> Result<
 }
 
 /// Sends the end-of-run message, which carries the number of messages sent.
-fn finish(ep: &mut dyn Endpoint, buf: &mut [u8], sent: u64) -> Result<Published> {
+fn finish(ep: &mut dyn Endpoint, buf: &mut [u8], sent: u64) -> Result<u64> {
     msg::put_seq(buf, msg::END);
     msg::put_time(buf, sent);
     ep.send(buf)?;
-    Ok(Published { sent })
+    Ok(sent)
 }
 
 /// What a receiver measured.
@@ -206,9 +205,21 @@ pub struct Received {
 ///
 /// # Errors
 /// A transport error, or the deadline passing before the end-of-run message.
-pub fn receive(ep: &mut dyn Endpoint, payload: usize, skip: u64, deadline_ns: u64) -> Result<Received> {
+pub fn receive(
+    ep: &mut dyn Endpoint,
+    payload: usize,
+    skip: u64,
+    deadline_ns: u64,
+) -> Result<Received> {
     let mut buf = vec![0u8; payload];
-    let mut r = Received { hist: hist::new(), count: 0, lost: 0, bytes: 0, first_ns: 0, last_ns: 0 };
+    let mut r = Received {
+        hist: hist::new(),
+        count: 0,
+        lost: 0,
+        bytes: 0,
+        first_ns: 0,
+        last_ns: 0,
+    };
     let (mut next, mut reported) = (0u64, 0u64);
     loop {
         match ep.recv(&mut buf, deadline_ns)? {
@@ -235,7 +246,9 @@ pub fn receive(ep: &mut dyn Endpoint, payload: usize, skip: u64, deadline_ns: u6
                 }
             }
             Recv::Lost(n) => reported += n,
-            Recv::TimedOut => return Err("receiver: no end-of-run message before the deadline".into()),
+            Recv::TimedOut => {
+                return Err("receiver: no end-of-run message before the deadline".into());
+            }
         }
     }
 }

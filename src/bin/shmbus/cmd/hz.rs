@@ -69,7 +69,12 @@ pub fn stats(xs: &VecDeque<f64>) -> Option<Stats> {
     let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
     let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
     let max = xs.iter().copied().fold(0.0, f64::max);
-    Some(Stats { min, mean, max, stddev: var.sqrt() })
+    Some(Stats {
+        min,
+        mean,
+        max,
+        stddev: var.sqrt(),
+    })
 }
 
 fn dur(ns: f64) -> String {
@@ -83,13 +88,16 @@ pub fn run(args: &HzArgs) -> CliResult {
     }
     let bus = open_bus(&args.bus)?;
     let topic = bus.open_topic(&args.topic).map_err(|e| match e {
-        shmbus::TopicError::NotFound(_) => {
-            CliError::new(format!("topic {:?} does not exist on bus {:?}", args.topic, args.bus))
-        }
+        shmbus::TopicError::NotFound(_) => CliError::new(format!(
+            "topic {:?} does not exist on bus {:?}",
+            args.topic, args.bus
+        )),
         e => CliError::from(e),
     })?;
     let cfg = SubscriberConfig {
-        wait: WaitStrategy::SpinThenPark { spin: Duration::from_micros(20) },
+        wait: WaitStrategy::SpinThenPark {
+            spin: Duration::from_micros(20),
+        },
         ..Default::default()
     };
     let mut sub = topic.subscriber_with(&cfg)?;
@@ -105,7 +113,9 @@ pub fn run(args: &HzArgs) -> CliResult {
         let now = Instant::now();
         let done = interrupted()
             || args.count.is_some_and(|n| total >= n)
-            || args.duration.is_some_and(|d| now.duration_since(start) >= d);
+            || args
+                .duration
+                .is_some_and(|d| now.duration_since(start) >= d);
         if done || now.duration_since(period_start) >= args.every {
             let secs = now.duration_since(period_start).as_secs_f64();
             if secs > 0.0 && (in_period > 0 || !done) {
@@ -122,7 +132,9 @@ pub fn run(args: &HzArgs) -> CliResult {
         if let Some(d) = args.duration {
             until = until.min(start + d);
         }
-        let slice = until.saturating_duration_since(now).min(Duration::from_millis(100));
+        let slice = until
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(100));
         match sub.recv_timeout(&mut buf, slice) {
             Ok(m) => {
                 let t = if args.publish_time {
@@ -202,7 +214,10 @@ fn report(
             window.len(),
         ),
         None if n == 0 => "no messages\n".to_owned(),
-        None => format!("rate {:>8} msg/s  (need two messages for intervals)  lost {lost}\n", human_rate(rate)),
+        None => format!(
+            "rate {:>8} msg/s  (need two messages for intervals)  lost {lost}\n",
+            human_rate(rate)
+        ),
     };
     out(&line)?;
     Ok(())

@@ -76,12 +76,20 @@ fn rates(prev: &Snapshot, cur: &Snapshot) -> Rates {
     let per = |a: u64, b: u64| b.saturating_sub(a) as f64 / dt;
     let mut r = Rates::default();
     for t in &cur.topics {
-        let Some(p) = prev.topics.iter().find(|p| p.name == t.name) else { continue };
-        r.topic_published.insert(t.name.clone(), per(p.published, t.published));
+        let Some(p) = prev.topics.iter().find(|p| p.name == t.name) else {
+            continue;
+        };
+        r.topic_published
+            .insert(t.name.clone(), per(p.published, t.published));
         r.topic_wakes.insert(t.name.clone(), per(p.wakes, t.wakes));
         for pb in &t.publishers {
-            if let Some(old) = p.publishers.iter().find(|o| o.id == pb.id && o.pid == pb.pid) {
-                r.publisher.insert((t.name.clone(), pb.id), per(old.published, pb.published));
+            if let Some(old) = p
+                .publishers
+                .iter()
+                .find(|o| o.id == pb.id && o.pid == pb.pid)
+            {
+                r.publisher
+                    .insert((t.name.clone(), pb.id), per(old.published, pb.published));
             }
         }
         let old_keys = sub_keys(p);
@@ -262,8 +270,16 @@ fn render(s: &Snapshot, r: Option<&Rates>) -> String {
             ts.wakes.to_string(),
         ];
         if let Some(r) = r {
-            row.push(r.topic_published.get(&ts.name).map_or("-".into(), |x| human_rate(*x)));
-            row.push(r.topic_wakes.get(&ts.name).map_or("-".into(), |x| human_rate(*x)));
+            row.push(
+                r.topic_published
+                    .get(&ts.name)
+                    .map_or("-".into(), |x| human_rate(*x)),
+            );
+            row.push(
+                r.topic_wakes
+                    .get(&ts.name)
+                    .map_or("-".into(), |x| human_rate(*x)),
+            );
         }
         t.row(row);
     }

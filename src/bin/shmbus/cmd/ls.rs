@@ -26,7 +26,9 @@ pub fn run(args: &LsArgs) -> CliResult {
     let maps = scan_mappings();
     let reports: Vec<BusReport> = names.iter().map(|n| BusReport::inspect(n, &maps)).collect();
     if args.json {
-        out_json(&Value::Array(reports.iter().map(BusReport::to_json).collect()))?;
+        out_json(&Value::Array(
+            reports.iter().map(BusReport::to_json).collect(),
+        ))?;
         return Ok(());
     }
     if reports.is_empty() {
@@ -45,7 +47,11 @@ pub fn run(args: &LsArgs) -> CliResult {
     for r in &reports {
         let (alive, dead) = r.counts();
         let creator = match &r.info {
-            Some(i) => format!("{} ({})", i.creator_pid, if i.creator_alive { "alive" } else { "dead" }),
+            Some(i) => format!(
+                "{} ({})",
+                i.creator_pid,
+                if i.creator_alive { "alive" } else { "dead" }
+            ),
             None => "-".into(),
         };
         let state = match r.state() {
@@ -58,8 +64,14 @@ pub fn run(args: &LsArgs) -> CliResult {
             r.size().map_or("-".into(), human_size),
             creator,
             r.age().map_or("-".into(), human_age),
-            r.info.as_ref().map_or("-".into(), |i| format!("{}/{}", i.topics, i.max_topics)),
-            if r.info.is_some() { format!("{alive}/{dead}") } else { "-".into() },
+            r.info
+                .as_ref()
+                .map_or("-".into(), |i| format!("{}/{}", i.topics, i.max_topics)),
+            if r.info.is_some() {
+                format!("{alive}/{dead}")
+            } else {
+                "-".into()
+            },
             state,
         ]);
     }
@@ -69,5 +81,8 @@ pub fn run(args: &LsArgs) -> CliResult {
 
 /// `12, 34, 56`.
 pub fn join_pids(pids: &[u32]) -> String {
-    pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+    pids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -48,17 +48,17 @@ pub enum Command {
 
 impl Command {
     /// Runs the subcommand; prints an error as one line on stderr and returns exit code 1.
-    pub fn run(self) -> ExitCode {
+    pub fn run(&self) -> ExitCode {
         let result = match self {
-            Command::Ls(a) => ls::run(&a),
-            Command::Info(a) => info::run(&a),
-            Command::Pub(a) => pubsub::run_pub(&a),
-            Command::Sub(a) => pubsub::run_sub(&a),
-            Command::Hz(a) => hz::run(&a),
-            Command::Create(a) => admin::run_create(&a),
-            Command::Rm(a) => admin::run_rm(&a),
-            Command::Gc(a) => admin::run_gc(&a),
-            Command::Doctor(a) => doctor::run(&a),
+            Command::Ls(a) => ls::run(a),
+            Command::Info(a) => info::run(a),
+            Command::Pub(a) => pubsub::run_pub(a),
+            Command::Sub(a) => pubsub::run_sub(a),
+            Command::Hz(a) => hz::run(a),
+            Command::Create(a) => admin::run_create(a),
+            Command::Rm(a) => admin::run_rm(a),
+            Command::Gc(a) => admin::run_gc(a),
+            Command::Doctor(a) => doctor::run(a),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -86,7 +86,11 @@ pub struct CliError {
 impl CliError {
     /// A failure with exit code 1.
     pub fn new(message: impl Into<String>) -> Self {
-        CliError { message: message.into(), code: 1, quiet: false }
+        CliError {
+            message: message.into(),
+            code: 1,
+            quiet: false,
+        }
     }
 }
 
@@ -100,7 +104,11 @@ impl From<io::Error> for CliError {
     fn from(e: io::Error) -> Self {
         if e.kind() == io::ErrorKind::BrokenPipe {
             // The reader went away (`shmbus sub ... | head`): a normal end, not an error.
-            CliError { message: String::new(), code: 0, quiet: true }
+            CliError {
+                message: String::new(),
+                code: 0,
+                quiet: true,
+            }
         } else {
             CliError::new(e.to_string())
         }
@@ -210,7 +218,9 @@ pub fn sleep_interruptible(d: Duration) -> bool {
 /// Parses a size in bytes: `4096`, `64K`, `16M`, `1G`, `16MiB`, `1.5G` (binary units).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -224,7 +234,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("{s:?} is not a size (e.g. 4096, 64K, 16M, 1G)"));
     }
     if let Ok(n) = num.parse::<u64>() {
-        return n.checked_mul(mult).ok_or_else(|| format!("size {s:?} is too large"));
+        return n
+            .checked_mul(mult)
+            .ok_or_else(|| format!("size {s:?} is too large"));
     }
     match num.parse::<f64>() {
         Ok(f) if f.is_finite() && f >= 0.0 && f * (mult as f64) < 1.8e19 => {
@@ -238,7 +250,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let secs_per: f64 = match unit.trim() {
         "" | "s" | "sec" => 1.0,
@@ -247,7 +261,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ns" => 1e-9,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        other => return Err(format!("unknown duration unit {other:?} (use ns, us, ms, s, m, h)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ns, us, ms, s, m, h)"
+            ));
+        }
     };
     match num.parse::<f64>() {
         Ok(f) if f.is_finite() && f >= 0.0 && f * secs_per < 1e12 => {
@@ -263,7 +281,9 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
     let digits = t.strip_prefix("0o").unwrap_or(t);
     match u32::from_str_radix(digits, 8) {
         Ok(m) if m <= 0o777 => Ok(m),
-        _ => Err(format!("{s:?} is not an octal permission mode (e.g. 600, 0660)")),
+        _ => Err(format!(
+            "{s:?} is not an octal permission mode (e.g. 600, 0660)"
+        )),
     }
 }
 
@@ -289,14 +309,19 @@ pub fn human_size(bytes: u64) -> String {
 /// A duration for people: `850ns`, `12.3µs`, `4.5ms`, `2.35s`, `3m12s`, `2h05m`, `4d03h`.
 pub fn human_duration(d: Duration) -> String {
     let ns = d.as_nanos();
+    // One decimal, without a useless ".0": 4.5ms, 200ms.
+    let short = |v: f64, unit: &str| {
+        let t = format!("{v:.1}");
+        format!("{}{unit}", t.strip_suffix(".0").unwrap_or(&t))
+    };
     if ns < 1_000 {
         return format!("{ns}ns");
     }
-    if ns < 1_000_000 {
-        return format!("{:.1}µs", ns as f64 / 1e3);
+    if ns < 999_950 {
+        return short(ns as f64 / 1e3, "µs");
     }
-    if ns < 1_000_000_000 {
-        return format!("{:.1}ms", ns as f64 / 1e6);
+    if ns < 999_950_000 {
+        return short(ns as f64 / 1e6, "ms");
     }
     let s = d.as_secs();
     if s < 60 {
@@ -334,7 +359,9 @@ pub fn human_rate(r: f64) -> String {
 
 /// Nanoseconds since the Unix epoch, now.
 pub fn unix_now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// How long ago `unix_ns` was (zero if in the future).
@@ -347,7 +374,12 @@ pub fn utc_time_of_day(unix_ns: u64) -> String {
     let secs = unix_ns / 1_000_000_000;
     let micros = (unix_ns % 1_000_000_000) / 1000;
     let day = secs % 86_400;
-    format!("{:02}:{:02}:{:02}.{micros:06}", day / 3600, (day % 3600) / 60, day % 60)
+    format!(
+        "{:02}:{:02}:{:02}.{micros:06}",
+        day / 3600,
+        (day % 3600) / 60,
+        day % 60
+    )
 }
 
 /// Column alignment in a [`Table`].
@@ -463,6 +495,8 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert_eq!(human_duration(Duration::from_secs(192)), "3m12s");
         assert_eq!(human_duration(Duration::from_micros(4500)), "4.5ms");
+        assert_eq!(human_duration(Duration::from_millis(200)), "200ms");
+        assert_eq!(human_duration(Duration::from_nanos(999_990)), "1ms");
         assert_eq!(human_age(Duration::from_secs(7)), "7s");
     }
 

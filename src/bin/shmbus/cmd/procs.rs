@@ -90,12 +90,14 @@ pub struct BusReport {
 impl BusReport {
     /// Inspects bus `name`; `maps` is the result of [`scan_mappings`].
     pub fn inspect(name: &str, maps: &HashMap<String, Vec<u32>>) -> BusReport {
-        let file = std::fs::metadata(format!("/dev/shm/shmbus.{name}")).ok().map(|m| FileFacts {
-            size: m.size(),
-            uid: m.uid(),
-            mode: m.mode() & 0o7777,
-            ctime: m.ctime(),
-        });
+        let file = std::fs::metadata(format!("/dev/shm/shmbus.{name}"))
+            .ok()
+            .map(|m| FileFacts {
+                size: m.size(),
+                uid: m.uid(),
+                mode: m.mode() & 0o7777,
+                ctime: m.ctime(),
+            });
         let mapped_by = maps.get(name).cloned().unwrap_or_default();
         let mut report = BusReport {
             name: name.to_owned(),
@@ -112,7 +114,11 @@ impl BusReport {
                 let info = bus.info();
                 let mut procs: BTreeMap<u32, KnownProc> = BTreeMap::new();
                 let mut add = |pid: u32, alive: bool, role: String| {
-                    let p = procs.entry(pid).or_insert(KnownProc { pid, alive, roles: vec![] });
+                    let p = procs.entry(pid).or_insert(KnownProc {
+                        pid,
+                        alive,
+                        roles: vec![],
+                    });
                     p.alive |= alive;
                     if !p.roles.contains(&role) {
                         p.roles.push(role);
@@ -145,11 +151,17 @@ impl BusReport {
                 if matches!(kind, Unreadable::PermissionDenied)
                     && let Some(f) = &report.file
                 {
-                    text = format!("permission denied (owner uid {}, mode {:04o})", f.uid, f.mode);
+                    text = format!(
+                        "permission denied (owner uid {}, mode {:04o})",
+                        f.uid, f.mode
+                    );
                 }
                 if let Unreadable::CreatorDied(pid) = kind {
-                    report.procs =
-                        vec![KnownProc { pid, alive: false, roles: vec!["creator".into()] }];
+                    report.procs = vec![KnownProc {
+                        pid,
+                        alive: false,
+                        roles: vec!["creator".into()],
+                    }];
                 }
                 report.unreadable = Some((kind, text));
             }
@@ -177,16 +189,19 @@ impl BusReport {
     pub fn age(&self) -> Option<Duration> {
         match (&self.info, &self.file) {
             (Some(i), _) => Some(super::age_of(i.created_at_unix_ns)),
-            (None, Some(f)) => {
-                Some(super::age_of(u64::try_from(f.ctime).unwrap_or(0) * 1_000_000_000))
-            }
+            (None, Some(f)) => Some(super::age_of(
+                u64::try_from(f.ctime).unwrap_or(0) * 1_000_000_000,
+            )),
             _ => None,
         }
     }
 
     /// The size in bytes (from the header, or from `stat`).
     pub fn size(&self) -> Option<u64> {
-        self.info.as_ref().map(|i| i.size).or(self.file.map(|f| f.size))
+        self.info
+            .as_ref()
+            .map(|i| i.size)
+            .or(self.file.map(|f| f.size))
     }
 
     /// The report as JSON (the `ls --json` element).
@@ -222,17 +237,27 @@ impl BusReport {
 pub fn scan_mappings() -> HashMap<String, Vec<u32>> {
     let me = std::process::id();
     let mut out: HashMap<String, Vec<u32>> = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == me {
             continue;
         }
-        let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else { continue };
+        let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+            continue;
+        };
         for line in maps.lines() {
-            let Some(at) = line.find("/dev/shm/shmbus.") else { continue };
+            let Some(at) = line.find("/dev/shm/shmbus.") else {
+                continue;
+            };
             let name = &line[at + "/dev/shm/shmbus.".len()..];
             if name.ends_with(" (deleted)") {
                 continue;

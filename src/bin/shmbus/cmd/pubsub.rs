@@ -179,20 +179,33 @@ pub fn run_pub(args: &PubArgs) -> CliResult {
     let mut publisher = topic.publisher()?;
     super::install_interrupt_handler();
     let start = Instant::now();
-    let mut pacer = Pacer { start, rate: args.rate, n: 0 };
+    let mut pacer = Pacer {
+        start,
+        rate: args.rate,
+        n: 0,
+    };
     let (mut sent, mut bytes) = (0u64, 0u64);
     let (mut first_seq, mut last_seq) = (None, 0u64);
+    let (mut first_at, mut last_at) = (None, start);
     let mut publish = |msg: &[u8], what: &str| -> CliResult {
-        let seq = publisher.publish(msg).map_err(|e| CliError::new(format!("{what}: {e}")))?;
+        let seq = publisher
+            .publish(msg)
+            .map_err(|e| CliError::new(format!("{what}: {e}")))?;
         first_seq.get_or_insert(seq);
         last_seq = seq;
+        last_at = Instant::now();
+        first_at.get_or_insert(last_at);
         sent += 1;
         bytes += msg.len() as u64;
         Ok(())
     };
     let result = match &args.message {
         Some(m) => {
-            let msg = if args.hex { parse_hex(m)? } else { m.as_bytes().to_vec() };
+            let msg = if args.hex {
+                parse_hex(m)?
+            } else {
+                m.as_bytes().to_vec()
+            };
             let count = args.count.unwrap_or(1);
             let mut r = Ok(());
             for _ in 0..count {
@@ -262,14 +275,15 @@ pub fn run_pub(args: &PubArgs) -> CliResult {
         }
     };
     if !args.quiet {
-        let secs = start.elapsed().as_secs_f64();
+        // The rate between the first and the last message: n - 1 intervals.
+        let secs = first_at.map_or(0.0, |f| last_at.duration_since(f).as_secs_f64());
         let seqs = match first_seq {
             Some(f) if f == last_seq => format!(", seq {f}"),
             Some(f) => format!(", seq {f}..{last_seq}"),
             None => String::new(),
         };
         let rate = if sent > 1 && secs > 0.0 {
-            format!(", {} msg/s", human_rate(sent as f64 / secs))
+            format!(", {} msg/s", human_rate((sent - 1) as f64 / secs))
         } else {
             String::new()
         };
@@ -357,8 +371,16 @@ pub fn run_sub(args: &SubArgs) -> CliResult {
         WaitArg::Park => WaitStrategy::Park,
         WaitArg::SpinThenPark => WaitStrategy::SpinThenPark { spin: args.spin },
     };
-    let start = if args.oldest { StartAt::Oldest } else { StartAt::Next };
-    let mut sub = topic.subscriber_with(&SubscriberConfig { wait, start })?;
+    let start = if args.oldest {
+        StartAt::Oldest
+    } else {
+        StartAt::Next
+    };
+    let mut sub = topic.subscriber_with(&SubscriberConfig {
+        wait,
+        start,
+        ..Default::default()
+    })?;
     super::install_interrupt_handler();
     if !args.quiet {
         eprintln!(
@@ -366,7 +388,11 @@ pub fn run_sub(args: &SubArgs) -> CliResult {
             args.endpoint.bus,
             args.endpoint.topic,
             std::process::id(),
-            if args.count.is_some() || args.timeout.is_some() { "" } else { "; Ctrl-C to stop" }
+            if args.count.is_some() || args.timeout.is_some() {
+                ""
+            } else {
+                "; Ctrl-C to stop"
+            }
         );
     }
     // Publisher stamps are CLOCK_MONOTONIC; shift them onto the wall clock for display.
@@ -435,10 +461,17 @@ pub fn run_sub(args: &SubArgs) -> CliResult {
                 lost += count;
                 let last = first_seq + count - 1;
                 if args.json {
-                    writeln!(o, "{}", json!({"lost": count, "first_seq": first_seq, "last_seq": last}))?;
+                    writeln!(
+                        o,
+                        "{}",
+                        json!({"lost": count, "first_seq": first_seq, "last_seq": last})
+                    )?;
                 } else {
-                    let range =
-                        if count == 1 { format!("{first_seq}") } else { format!("{first_seq}..{last}") };
+                    let range = if count == 1 {
+                        format!("{first_seq}")
+                    } else {
+                        format!("{first_seq}..{last}")
+                    };
                     let line = format!(
                         "lost {count} message{} (seq {range})",
                         if count == 1 { "" } else { "s" }
@@ -454,7 +487,9 @@ pub fn run_sub(args: &SubArgs) -> CliResult {
             Err(RecvError::Timeout | RecvError::Empty) => o.flush()?,
             Err(RecvError::BufferTooSmall { needed }) => {
                 // Cannot happen with a buffer of the topic's capacity; a corrupt length.
-                return fail(format!("a message of {needed} bytes exceeds the topic's capacity"));
+                return fail(format!(
+                    "a message of {needed} bytes exceeds the topic's capacity"
+                ));
             }
             Err(e) => return fail(e.to_string()),
         }
@@ -462,7 +497,10 @@ pub fn run_sub(args: &SubArgs) -> CliResult {
     o.flush()?;
     drop(o);
     if !args.quiet {
-        eprintln!("received {got} message{}, lost {lost}", if got == 1 { "" } else { "s" });
+        eprintln!(
+            "received {got} message{}, lost {lost}",
+            if got == 1 { "" } else { "s" }
+        );
     }
     if timed_out && let Some(n) = args.count.filter(|&n| got < n) {
         return fail(format!(

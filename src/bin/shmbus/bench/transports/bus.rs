@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use shmbus::{Bus, BusConfig, Publisher, RecvError, Subscriber, SubscriberConfig, TopicConfig, WaitStrategy};
+use shmbus::{
+    Bus, BusConfig, Publisher, RecvError, Subscriber, SubscriberConfig, TopicConfig, WaitStrategy,
+};
 
 use super::super::Result;
 use super::super::clock::now_ns;
@@ -20,7 +22,9 @@ const RING_BYTES: usize = 4 << 20;
 
 /// The geometry both ends use for every topic of the run.
 fn topic_config(payload: usize) -> TopicConfig {
-    let slots = (RING_BYTES / payload.max(1)).clamp(64, 4096).next_power_of_two();
+    let slots = (RING_BYTES / payload.max(1))
+        .clamp(64, 4096)
+        .next_power_of_two();
     TopicConfig {
         slots: u32::try_from(slots).unwrap_or(4096),
         payload_size: u32::try_from(payload).unwrap_or(u32::MAX),
@@ -49,16 +53,29 @@ impl Drop for Remove {
 /// Creates the bus, its topics and the parent's publisher (and, for ping-pong, its subscriber).
 pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
     let name = format!("bench-{}", names.tag);
-    let bus = Bus::create(&name, &BusConfig::default()).map_err(|e| format!("create bus {name}: {e}"))?;
+    let bus =
+        Bus::create(&name, &BusConfig::default()).map_err(|e| format!("create bus {name}: {e}"))?;
     let remove = Remove(name.clone());
     let cfg = topic_config(shape.payload);
-    let (out, back) = if shape.duplex { ("ping", Some("pong")) } else { ("data", None) };
-    let publisher = bus.topic_with(out, &cfg).and_then(|t| t.publisher()).map_err(|e| format!("topic {out}: {e}"))?;
+    let (out, back) = if shape.duplex {
+        ("ping", Some("pong"))
+    } else {
+        ("data", None)
+    };
+    let publisher = bus
+        .topic_with(out, &cfg)
+        .and_then(|t| t.publisher())
+        .map_err(|e| format!("topic {out}: {e}"))?;
     let subscriber = match back {
         Some(back) => Some(subscribe(&bus, back, &cfg, shape)?),
         None => None,
     };
-    let end = BusEndpoint { publisher: Some(publisher), subscriber, _bus: bus, _remove: Some(remove) };
+    let end = BusEndpoint {
+        publisher: Some(publisher),
+        subscriber,
+        _bus: bus,
+        _remove: Some(remove),
+    };
     Ok(Prepared {
         child_addrs: vec![vec![name]; shape.children],
         rendezvous: Box::new(Connected(end)),
@@ -70,18 +87,34 @@ pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> 
     let name = addr(addrs, 0)?;
     let bus = Bus::open(name).map_err(|e| format!("open bus {name}: {e}"))?;
     let cfg = topic_config(shape.payload);
-    let (input, reply) = if shape.duplex { ("ping", Some("pong")) } else { ("data", None) };
+    let (input, reply) = if shape.duplex {
+        ("ping", Some("pong"))
+    } else {
+        ("data", None)
+    };
     let subscriber = subscribe(&bus, input, &cfg, shape)?;
     let publisher = match reply {
-        Some(t) => Some(bus.topic_with(t, &cfg).and_then(|t| t.publisher()).map_err(|e| format!("topic {t}: {e}"))?),
+        Some(t) => Some(
+            bus.topic_with(t, &cfg)
+                .and_then(|t| t.publisher())
+                .map_err(|e| format!("topic {t}: {e}"))?,
+        ),
         None => None,
     };
-    Ok(Box::new(BusEndpoint { publisher, subscriber: Some(subscriber), _bus: bus, _remove: None }))
+    Ok(Box::new(BusEndpoint {
+        publisher,
+        subscriber: Some(subscriber),
+        _bus: bus,
+        _remove: None,
+    }))
 }
 
 /// A subscriber to `topic` with the run's wait mode.
 fn subscribe(bus: &Bus, topic: &str, cfg: &TopicConfig, shape: &Shape) -> Result<Subscriber> {
-    let sub_cfg = SubscriberConfig { wait: wait_strategy(shape.mode, shape.spin), ..Default::default() };
+    let sub_cfg = SubscriberConfig {
+        wait: wait_strategy(shape.mode, shape.spin),
+        ..Default::default()
+    };
     let sub = bus
         .topic_with(topic, cfg)
         .and_then(|t| t.subscriber_with(&sub_cfg))
@@ -113,7 +146,9 @@ struct BusEndpoint {
 impl Endpoint for BusEndpoint {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         let publisher = self.publisher.as_mut().ok_or("this end only receives")?;
-        publisher.publish(msg).map_err(|e| format!("publish: {e}"))?;
+        publisher
+            .publish(msg)
+            .map_err(|e| format!("publish: {e}"))?;
         Ok(())
     }
 
@@ -124,7 +159,9 @@ impl Endpoint for BusEndpoint {
             match sub.recv_timeout(buf, Duration::from_nanos(left)) {
                 Ok(info) => return Ok(Recv::Msg(info.len)),
                 Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
-                Err(RecvError::Timeout | RecvError::Empty) if left == 0 => return Ok(Recv::TimedOut),
+                Err(RecvError::Timeout | RecvError::Empty) if left == 0 => {
+                    return Ok(Recv::TimedOut);
+                }
                 Err(RecvError::Timeout | RecvError::Empty) => continue,
                 Err(e) => return Err(format!("recv: {e}").into()),
             }

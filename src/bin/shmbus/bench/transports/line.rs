@@ -9,11 +9,11 @@
 
 use std::time::Duration;
 
+use super::super::Result;
 use super::super::clock::now_ns;
 use super::super::msg;
 use super::super::plan::Transport;
 use super::super::shm::SharedLine;
-use super::super::Result;
 use super::{Endpoint, Names, Prepared, Recv, Rendezvous, Shape, addr};
 
 /// Longest single `FUTEX_WAIT`, so the deadline is checked regularly.
@@ -29,8 +29,15 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
     }
     let name = names.shm();
     let line = SharedLine::create(&name).map_err(|e| format!("shm_open({name}): {e}"))?;
-    let end = LineEndpoint { line, initiator: true, futex: shape.transport == Transport::Futex };
-    Ok(Prepared { child_addrs: vec![vec![name]], rendezvous: Box::new(Connected(end)) })
+    let end = LineEndpoint {
+        line,
+        initiator: true,
+        futex: shape.transport == Transport::Futex,
+    };
+    Ok(Prepared {
+        child_addrs: vec![vec![name]],
+        rendezvous: Box::new(Connected(end)),
+    })
 }
 
 /// Maps the page the parent created and returns the echo's end.
@@ -38,7 +45,11 @@ pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> 
     let name = addr(addrs, 0)?;
     let line = SharedLine::open(name).map_err(|e| format!("shm_open({name}): {e}"))?;
     let futex = shape.transport == Transport::Futex;
-    Ok(Box::new(LineEndpoint { line, initiator: false, futex }))
+    Ok(Box::new(LineEndpoint {
+        line,
+        initiator: false,
+        futex,
+    }))
 }
 
 /// A parent end that needs no connecting.
@@ -78,7 +89,11 @@ impl LineEndpoint {
 
     /// Stores the received sequence into `buf` (`word` is from the peer).
     fn deliver(buf: &mut [u8], word: u64, all_ones: u64) -> Recv {
-        let seq = if word == all_ones { msg::END } else { (word - 1) / 2 };
+        let seq = if word == all_ones {
+            msg::END
+        } else {
+            (word - 1) / 2
+        };
         msg::put_seq(buf, seq);
         Recv::Msg(buf.len())
     }
@@ -130,6 +145,10 @@ impl Endpoint for LineEndpoint {
     }
 
     fn recv(&mut self, buf: &mut [u8], deadline_ns: u64) -> Result<Recv> {
-        if self.futex { self.recv_futex(buf, deadline_ns) } else { Ok(self.recv_floor(buf, deadline_ns)) }
+        if self.futex {
+            self.recv_futex(buf, deadline_ns)
+        } else {
+            Ok(self.recv_floor(buf, deadline_ns))
+        }
     }
 }

@@ -129,5 +129,8 @@ pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> 
 
 /// The `i`th address, or an error naming what is missing.
 fn addr(addrs: &[String], i: usize) -> Result<&str> {
-    addrs.get(i).map(String::as_str).ok_or_else(|| format!("missing --addr #{}", i + 1).into())
+    addrs
+        .get(i)
+        .map(String::as_str)
+        .ok_or_else(|| format!("missing --addr #{}", i + 1).into())
 }

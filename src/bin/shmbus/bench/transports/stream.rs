@@ -37,7 +37,10 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
             let addr = path.to_string_lossy().into_owned();
             Ok(Prepared {
                 child_addrs: vec![vec![addr]; shape.children],
-                rendezvous: Box::new(Listening { listener: Listener::Unix(listener), shape: *shape }),
+                rendezvous: Box::new(Listening {
+                    listener: Listener::Unix(listener),
+                    shape: *shape,
+                }),
             })
         }
         _ => {
@@ -46,7 +49,10 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
             let addr = listener.local_addr()?.to_string();
             Ok(Prepared {
                 child_addrs: vec![vec![addr]; shape.children],
-                rendezvous: Box::new(Listening { listener: Listener::Tcp(listener), shape: *shape }),
+                rendezvous: Box::new(Listening {
+                    listener: Listener::Tcp(listener),
+                    shape: *shape,
+                }),
             })
         }
     }
@@ -64,29 +70,42 @@ pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> 
                 false => None,
             };
             let data = File::open(addr(addrs, 0)?)?;
-            Ok(Box::new(StreamEndpoint { reader: Some(data), writers: reply.into_iter().collect() }))
+            Ok(Box::new(StreamEndpoint {
+                reader: Some(data),
+                writers: reply.into_iter().collect(),
+            }))
         }
         Transport::Unix => {
             let s = UnixStream::connect(addr(addrs, 0)?)?;
-            Ok(Box::new(StreamEndpoint { reader: Some(s.try_clone()?), writers: vec![s] }))
+            Ok(Box::new(StreamEndpoint {
+                reader: Some(s.try_clone()?),
+                writers: vec![s],
+            }))
         }
         _ => {
             let s = TcpStream::connect(addr(addrs, 0)?)?;
             s.set_nodelay(true)?;
-            Ok(Box::new(StreamEndpoint { reader: Some(s.try_clone()?), writers: vec![s] }))
+            Ok(Box::new(StreamEndpoint {
+                reader: Some(s.try_clone()?),
+                writers: vec![s],
+            }))
         }
     }
 }
 
 /// Makes one FIFO per child (parent to child) and, for ping-pong, one back.
 fn prepare_pipe(shape: &Shape, names: &Names) -> Result<Prepared> {
-    let data: Vec<PathBuf> =
-        (0..shape.children).map(|i| names.path(&format!("to-child-{i}.fifo"))).collect();
+    let data: Vec<PathBuf> = (0..shape.children)
+        .map(|i| names.path(&format!("to-child-{i}.fifo")))
+        .collect();
     for path in &data {
-        mkfifoat(CWD, path, Mode::RUSR | Mode::WUSR).map_err(|e| format!("mkfifo {path:?}: {e}"))?;
+        mkfifoat(CWD, path, Mode::RUSR | Mode::WUSR)
+            .map_err(|e| format!("mkfifo {path:?}: {e}"))?;
     }
-    let mut child_addrs: Vec<Vec<String>> =
-        data.iter().map(|p| vec![p.to_string_lossy().into_owned()]).collect();
+    let mut child_addrs: Vec<Vec<String>> = data
+        .iter()
+        .map(|p| vec![p.to_string_lossy().into_owned()])
+        .collect();
     let reply = if shape.duplex {
         let path = names.path("to-parent.fifo");
         mkfifoat(CWD, &path, Mode::RUSR | Mode::WUSR)?;
@@ -101,7 +120,10 @@ fn prepare_pipe(shape: &Shape, names: &Names) -> Result<Prepared> {
     } else {
         None
     };
-    Ok(Prepared { child_addrs, rendezvous: Box::new(PendingPipes { data, reply }) })
+    Ok(Prepared {
+        child_addrs,
+        rendezvous: Box::new(PendingPipes { data, reply }),
+    })
 }
 
 /// The parent's FIFOs before the children opened theirs.
@@ -121,7 +143,10 @@ impl Rendezvous for PendingPipes {
         if let Some(reply) = &self.reply {
             set_blocking(reply)?;
         }
-        Ok(Box::new(StreamEndpoint { reader: self.reply, writers }))
+        Ok(Box::new(StreamEndpoint {
+            reader: self.reply,
+            writers,
+        }))
     }
 }
 
