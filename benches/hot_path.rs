@@ -1,1 +1,115 @@
-fn main() {}
+//! In-process costs of the hot path, so a change that slows it shows up in `cargo bench`.
+//! The cross-process latency benchmark is `shmbus bench` (src/bin/shmbus/bench).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use shmbus::{Bus, BusConfig, RecvError, SubscriberConfig, TopicConfig, WaitStrategy};
+
+struct Guard(String);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Bus::remove(&self.0);
+    }
+}
+
+fn bus(tag: &str) -> (Bus, Guard) {
+    let name = format!("bench-{tag}-{}", std::process::id());
+    let _ = Bus::remove(&name);
+    (
+        Bus::create(&name, &BusConfig::default()).unwrap(),
+        Guard(name),
+    )
+}
+
+fn single_thread(c: &mut Criterion) {
+    let (bus, _g) = bus("single");
+    let topic = bus
+        .topic_with(
+            "t",
+            &TopicConfig {
+                slots: 4096,
+                payload_size: 1024,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut publisher = topic.publisher().unwrap();
+    let msg = [7u8; 64];
+    c.bench_function("publish 64 B, no subscriber", |b| {
+        b.iter(|| publisher.publish(black_box(&msg)).unwrap())
+    });
+    c.bench_function("loan + publish 64 B", |b| {
+        b.iter(|| {
+            let mut loan = publisher.loan(64).unwrap();
+            loan.as_mut_slice().copy_from_slice(black_box(&msg));
+            loan.publish()
+        })
+    });
+    let mut sub = topic.subscriber().unwrap();
+    let mut buf = [0u8; 1024];
+    c.bench_function("try_recv, empty", |b| {
+        b.iter(|| assert_eq!(sub.try_recv(black_box(&mut buf)), Err(RecvError::Empty)))
+    });
+    c.bench_function("publish + try_recv 64 B", |b| {
+        b.iter(|| {
+            publisher.publish(black_box(&msg)).unwrap();
+            sub.try_recv(&mut buf).unwrap()
+        })
+    });
+    let big = vec![1u8; 1024];
+    c.bench_function("publish + try_recv 1 KiB", |b| {
+        b.iter(|| {
+            publisher.publish(black_box(&big)).unwrap();
+            sub.try_recv(&mut buf).unwrap()
+        })
+    });
+}
+
+/// Round trip between two threads, both busy-spinning (needs two free cores to mean much).
+fn two_threads(c: &mut Criterion) {
+    let (bus, _g) = bus("threads");
+    let cfg = SubscriberConfig {
+        wait: WaitStrategy::Spin,
+        ..Default::default()
+    };
+    let mut pong = bus.topic("pong").unwrap().subscriber_with(&cfg).unwrap();
+    let mut ping = bus.topic("ping").unwrap().publisher().unwrap();
+    let mut echo_sub = bus.topic("ping").unwrap().subscriber_with(&cfg).unwrap();
+    let mut echo_pub = bus.topic("pong").unwrap().publisher().unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        loop {
+            match echo_sub.recv_timeout(&mut buf, Duration::from_secs(5)) {
+                Ok(info) if info.len == 0 => return,
+                Ok(info) => {
+                    echo_pub.publish(&buf[..info.len]).unwrap();
+                }
+                Err(RecvError::Timeout) => return,
+                Err(_) => {}
+            }
+        }
+    });
+    let msg = [1u8; 64];
+    let mut buf = [0u8; 64];
+    c.bench_function("two-thread ping-pong 64 B (round trip)", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                ping.publish(&msg).unwrap();
+                while pong.recv_timeout(&mut buf, Duration::from_secs(5)).is_err() {}
+            }
+            start.elapsed()
+        })
+    });
+    ping.publish(&[]).unwrap();
+    echo.join().unwrap();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    targets = single_thread, two_threads
+}
+criterion_main!(benches);

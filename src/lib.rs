@@ -70,7 +70,6 @@ mod ring;
 #[cfg(not(loom))]
 #[allow(unsafe_code)]
 mod segment;
-#[allow(unsafe_code)]
 mod seqlock;
 #[cfg(not(loom))]
 mod subscriber;
@@ -101,14 +100,22 @@ pub use wait::WaitStrategy;
 
 /// Test-only crash points: with the `crash-points` feature, a process whose `SHMBUS_CRASH_AT`
 /// names this point prints `CRASH-POINT <name>` to stderr and stops (sleeps) until it is killed,
-/// so a test can `kill -9` it at exactly that instruction. Compiled to nothing otherwise.
+/// so a test can `kill -9` it at exactly that instruction. Compiled to nothing otherwise; with
+/// the feature, the variable is read once per process (a load per call after that).
 #[inline(always)]
 pub(crate) fn crash_point(_name: &str) {
     #[cfg(feature = "crash-points")]
-    if std::env::var("SHMBUS_CRASH_AT").is_ok_and(|p| p == _name) {
-        eprintln!("CRASH-POINT {_name}");
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(1));
+    {
+        static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        if AT
+            .get_or_init(|| std::env::var("SHMBUS_CRASH_AT").ok())
+            .as_deref()
+            == Some(_name)
+        {
+            eprintln!("CRASH-POINT {_name}");
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
         }
     }
 }

@@ -100,10 +100,8 @@ pub(crate) struct Ring {
 
 // SAFETY: `base` points into the mapping owned by `seg` (kept alive by the Arc); every access
 // through it is to atomics, so `Ring` may move to and be shared between threads.
-#[allow(unsafe_code)]
 unsafe impl Send for Ring {}
 // SAFETY: as for Send.
-#[allow(unsafe_code)]
 unsafe impl Sync for Ring {}
 
 impl Ring {
@@ -131,15 +129,26 @@ impl Ring {
         })
     }
 
+    /// A reference to the `T` at byte `off` of the block.
+    ///
+    /// # Safety
+    /// * `off + size_of::<T>() <= ring_size` and `off` is a multiple of `align_of::<T>()`;
+    /// * `T` is made only of atomics (other processes write these bytes).
+    #[inline]
+    unsafe fn at<T>(&self, off: usize) -> &T {
+        // SAFETY: the caller keeps `off` inside the block, which lies inside the mapping.
+        let p = unsafe { self.base.add(off) };
+        // SAFETY: in bounds and aligned (caller); the mapping outlives `&self` (`_seg`); a shared
+        // reference to atomics is sound even while other processes write them.
+        unsafe { p.cast::<T>().as_ref() }
+    }
+
     /// The ring header.
     #[inline]
     pub fn header(&self) -> &RingHeader {
-        // SAFETY: `base` is the start of a block of `ring_size` ≥ RING_HEADER_SIZE bytes inside
-        // the mapping (checked in `new`), aligned to LINE = align_of RingHeader; made of atomics.
-        #[allow(unsafe_code)]
-        unsafe {
-            self.base.cast::<RingHeader>().as_ref()
-        }
+        // SAFETY: offset 0 of a block of `ring_size` ≥ RING_HEADER_SIZE bytes, aligned to
+        // LINE = align_of RingHeader (checked in `new`); made of atomics.
+        unsafe { self.at::<RingHeader>(0) }
     }
 
     /// Publisher record `i`.
@@ -151,10 +160,7 @@ impl Ring {
         let off = RING_HEADER_SIZE + RECORD_SIZE * i as usize;
         // SAFETY: i < max_publishers, so the record lies before the slots, inside the block;
         // offsets are multiples of 128 = align_of PubRecord; made of atomics.
-        #[allow(unsafe_code)]
-        unsafe {
-            self.base.add(off).cast::<PubRecord>().as_ref()
-        }
+        unsafe { self.at::<PubRecord>(off) }
     }
 
     /// Subscriber record `i`.
@@ -169,10 +175,7 @@ impl Ring {
         let off = RING_HEADER_SIZE + RECORD_SIZE * (self.geom.max_publishers + i) as usize;
         // SAFETY: i < max_subscribers, so the record lies before the slots, inside the block;
         // offsets are multiples of 128 = align_of SubRecord; made of atomics.
-        #[allow(unsafe_code)]
-        unsafe {
-            self.base.add(off).cast::<SubRecord>().as_ref()
-        }
+        unsafe { self.at::<SubRecord>(off) }
     }
 
     /// Byte offset of the slot for `seq` inside the block.
@@ -188,34 +191,26 @@ impl Ring {
         // SAFETY: (seq & mask) < slot_count, so the slot lies inside the block (ring_size covers
         // slots_offset + slot_count × stride); stride and slots_offset are multiples of 64 ≥
         // align_of SlotHeader; made of atomics.
-        #[allow(unsafe_code)]
-        unsafe {
-            self.base.add(off).cast::<SlotHeader>().as_ref()
-        }
+        unsafe { self.at::<SlotHeader>(off) }
     }
 
     /// The payload of the slot that holds `seq`, as `payload_size / 8` words.
     #[inline]
     pub fn payload_words(&self, seq: u64) -> &[AtomicU64] {
-        let off = self.slot_offset(seq) + SLOT_HEADER;
         let words = self.geom.payload_size as usize / 8;
+        let first = self.payload_ptr(seq).cast::<AtomicU64>();
         // SAFETY: the payload follows the 32-byte slot header and has payload_size bytes, all
         // inside the slot's stride (stride ≥ SLOT_HEADER + payload_size by `plan`); 8-aligned;
         // AtomicU64 has the size and alignment of u64, and the bytes are only accessed atomically.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::slice::from_raw_parts(self.base.add(off).cast::<AtomicU64>().as_ptr(), words)
-        }
+        unsafe { std::slice::from_raw_parts(first.as_ptr(), words) }
     }
 
     /// The payload of the slot that holds `seq` as raw bytes, for a writer that owns the slot.
     #[inline]
     pub fn payload_ptr(&self, seq: u64) -> NonNull<u8> {
         let off = self.slot_offset(seq) + SLOT_HEADER;
-        // SAFETY: inside the block, as in `payload_words`.
-        #[allow(unsafe_code)]
-        unsafe {
-            self.base.add(off)
-        }
+        // SAFETY: (seq & mask) < slot_count, and the payload starts SLOT_HEADER bytes into
+        // the slot, inside the block.
+        unsafe { self.base.add(off) }
     }
 }

@@ -73,10 +73,8 @@ pub(crate) struct Segment {
 // SAFETY: `Segment` owns a mapping that lives as long as it does; all access to the mapped bytes
 // goes through atomics (`layout` structs are made only of atomics), so sharing the pointer between
 // threads adds no data race beyond what processes sharing the mapping already coordinate.
-#[allow(unsafe_code)]
 unsafe impl Send for Segment {}
 // SAFETY: as for `Send`: `&Segment` only hands out shared references to atomics.
-#[allow(unsafe_code)]
 unsafe impl Sync for Segment {}
 
 fn map_err(name: &str, e: io::Error, requested: u64) -> BusError {
@@ -224,6 +222,22 @@ impl Segment {
             if h.state.load(Ordering::Acquire) == STATE_READY {
                 break;
             }
+            // Not ready: a creator at work (magic still 0), or something that will never be
+            // ready for us. Say so now rather than after the timeout.
+            let magic = h.magic.load(Ordering::Relaxed);
+            if magic != 0 && magic != MAGIC {
+                return Err(corrupt(
+                    "magic",
+                    format!("{magic:#018x}: not a shmbus segment"),
+                ));
+            }
+            let version = h.layout_version.load(Ordering::Relaxed);
+            if magic == MAGIC && version != 0 && version != layout::LAYOUT_VERSION {
+                return Err(BusError::VersionMismatch {
+                    found: version,
+                    expected: layout::LAYOUT_VERSION,
+                });
+            }
             wait("state", h.creator_pid.load(Ordering::Relaxed))?;
         }
         seg.geom = seg.validate(len)?;
@@ -294,10 +308,7 @@ impl Segment {
         // `plan` and in `open` before mapping), page aligned (≥ align_of SegmentHeader), and lives
         // as long as `self`. SegmentHeader is made only of atomics, so a shared reference to bytes
         // other processes write is sound.
-        #[allow(unsafe_code)]
-        unsafe {
-            &*base.cast::<SegmentHeader>()
-        }
+        unsafe { &*base.cast::<SegmentHeader>() }
     }
 
     /// Topic-table entry `i`.
@@ -308,12 +319,11 @@ impl Segment {
         assert!(i < self.geom.max_topics, "topic index out of range");
         let off = SEGMENT_HEADER_SIZE + i as usize * TOPIC_ENTRY_SIZE;
         // SAFETY: `i < max_topics` and the validated geometry puts the table
-        // (256 + max_topics × 128 bytes) before the arena, inside the mapping; 256 + i × 128 is a
-        // multiple of 128 = align_of TopicEntry; the entry is made only of atomics.
-        #[allow(unsafe_code)]
-        unsafe {
-            &*self.map.as_mut_ptr().add(off).cast::<TopicEntry>()
-        }
+        // (256 + max_topics × 128 bytes) before the arena, inside the mapping.
+        let p = unsafe { self.map.as_mut_ptr().add(off) };
+        // SAFETY: in bounds (above); 256 + i × 128 is a multiple of 128 = align_of TopicEntry;
+        // the entry is made only of atomics; the mapping lives as long as `self`.
+        unsafe { &*p.cast::<TopicEntry>() }
     }
 
     /// A pointer to `len` bytes of the arena at segment offset `offset`, or `None` if that range
@@ -325,7 +335,6 @@ impl Segment {
             return None;
         }
         // SAFETY: offset < arena_end <= total_size = mapping length, checked just above.
-        #[allow(unsafe_code)]
         let ptr = unsafe { self.map.as_mut_ptr().add(offset as usize) };
         NonNull::new(ptr)
     }

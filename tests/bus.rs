@@ -438,6 +438,19 @@ fn damaged_or_foreign_headers_are_refused_on_open() {
         }
         assert!(!err.to_string().is_empty());
     }
+    // Not ready and not ours: refused at once, without waiting for the timeout.
+    let name = BusName::new("foreign");
+    drop(Bus::create(&name, &BusConfig::default()).unwrap());
+    poke(&name, 0, b"FOREIGN!");
+    poke(&name, 12, &0u32.to_le_bytes());
+    let slow = BusConfig {
+        open_timeout: Duration::from_secs(60),
+        ..Default::default()
+    };
+    assert!(matches!(
+        Bus::open_with(&name, &slow),
+        Err(BusError::Corrupt { field: "magic", .. })
+    ));
     // A segment whose creator never marked it ready: NotInitialized while the creator (us)
     // lives.
     let name = BusName::new("unready");

@@ -150,7 +150,7 @@ fn torn_publisher(bus: &Bus) {
     let tag = env_u64("TAG");
     let n = env_u64("N");
     let mut p = bus.open_topic("t").unwrap().publisher().unwrap();
-    let mut buf = vec![0u8; 128];
+    let mut buf = [0u8; 128];
     for i in 0..n {
         let (len, word) = torn_pattern(tag, i);
         for c in buf[..len].chunks_exact_mut(8) {

@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use rustix::fs::{FallocateFlags, Mode};
@@ -39,13 +38,13 @@ pub(crate) fn shm_create(bus: &str, mode: u32, len: u64) -> io::Result<File> {
         let _ = shm::unlink(object_name(bus).as_str());
         return Err(e);
     }
-    Ok(File::from(OwnedFd::from(fd)))
+    Ok(File::from(fd))
 }
 
 /// Opens an existing object read-write.
 pub(crate) fn shm_open(bus: &str) -> io::Result<File> {
     let fd = shm::open(object_name(bus).as_str(), shm::OFlags::RDWR, Mode::empty())?;
-    Ok(File::from(OwnedFd::from(fd)))
+    Ok(File::from(fd))
 }
 
 /// Removes the object's name; mappings stay valid until unmapped.

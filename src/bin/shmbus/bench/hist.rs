@@ -177,8 +177,8 @@ mod tests {
         assert!(text.contains("SubBuckets     =         2048]"));
         let last = text
             .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .last()
+            .rev()
+            .find(|l| !l.starts_with('#') && !l.is_empty())
             .unwrap();
         assert_eq!(
             last.split_whitespace().count(),

@@ -48,6 +48,8 @@ use std::fs;
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
@@ -183,11 +185,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         spin: args.spin,
         dir: dir.0.clone(),
     };
-    let (records, failures, children_pinned) = run_all(&ctx, &plan, repeat);
+    let stop = stop_on_signal();
+    let (records, failures, children_pinned) = run_all(&ctx, &plan, repeat, &stop);
     machine.pinned = parent_pinned && children_pinned && !records.is_empty();
     let rows = report::rows(&records);
     print_results(&machine, &rows, &failures);
     write_outputs(args, &machine, &records, &rows)?;
+    if stop.load(Ordering::Relaxed) {
+        return Err("interrupted: the table above has the runs that finished".into());
+    }
     match failures.len() {
         0 => Ok(()),
         n => Err(format!(
@@ -235,13 +241,21 @@ fn choose_cpus(requested: Option<&[usize]>) -> Result<Vec<usize>> {
 
 /// Runs every configuration `repeat` times (repeats interleaved). Returns the records, the
 /// failures, and whether every child pinned itself.
-fn run_all(ctx: &procs::Ctx, plan: &[RunSpec], repeat: u32) -> (Vec<RunRecord>, Vec<String>, bool) {
+fn run_all(
+    ctx: &procs::Ctx,
+    plan: &[RunSpec],
+    repeat: u32,
+    stop: &AtomicBool,
+) -> (Vec<RunRecord>, Vec<String>, bool) {
     let progress = std::io::stderr().is_terminal();
     let total = plan.len() * repeat as usize;
     let (mut records, mut failures, mut pinned) = (Vec::new(), Vec::new(), true);
     let mut run_no = 0u64;
     for rep in 0..repeat {
         for spec in plan {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
             run_no += 1;
             if progress {
                 eprint!(
@@ -262,6 +276,7 @@ fn run_all(ctx: &procs::Ctx, plan: &[RunSpec], repeat: u32) -> (Vec<RunRecord>, 
                         msgs_per_s: o.msgs_per_s,
                     });
                 }
+                Err(_) if stop.load(Ordering::Relaxed) => break,
                 Err(e) => {
                     let line = format!("{} (repeat {}): {e}", spec.label(), rep + 1);
                     eprintln!(
@@ -277,6 +292,19 @@ fn run_all(ctx: &procs::Ctx, plan: &[RunSpec], repeat: u32) -> (Vec<RunRecord>, 
         eprint!("\r\x1b[K");
     }
     (records, failures, pinned)
+}
+
+/// A flag set by SIGINT or SIGTERM: the benchmark stops after the current run (whose children
+/// got the terminal's SIGINT too), removes its names and reports what it measured. A second
+/// signal exits at once.
+fn stop_on_signal() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registration fails only for forbidden signals; without it a signal just kills us.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag));
+        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+    }
+    flag
 }
 
 /// Prints what is about to run and on what.

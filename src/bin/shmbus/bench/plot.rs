@@ -98,7 +98,7 @@ fn panel(
         .fold(1.0f64, f64::max)
         .log10()
         .ceil()
-        .clamp(4.0, 7.0);
+        .clamp(4.0, 6.0);
     let y_lo = all.clone().map(|p| p.1.max(1)).min().unwrap_or(1) as f64;
     let y_hi = all.map(|p| p.1.max(1)).max().unwrap_or(10) as f64;
     let (y_min, y_max) = (
@@ -165,13 +165,9 @@ fn panel(
     }
 }
 
-/// X tick labels and positions (`1/(1-q)`) up to `10^x_max`.
+/// X tick labels and positions (`1/(1-q)`) up to `10^x_max` (the left edge is 0%).
 fn x_ticks(x_max: f64) -> Vec<(String, f64)> {
-    let mut ticks = vec![
-        ("0%".to_owned(), 1.0),
-        ("50%".to_owned(), 2.0),
-        ("90%".to_owned(), 10.0),
-    ];
+    let mut ticks = vec![("50%".to_owned(), 2.0), ("90%".to_owned(), 10.0)];
     let mut nines = "99".to_owned();
     let mut x = 100.0;
     while x <= 10f64.powf(x_max) + 0.5 {
@@ -208,7 +204,7 @@ mod tests {
     #[test]
     fn ticks_and_labels() {
         let labels: Vec<String> = x_ticks(4.0).into_iter().map(|t| t.0).collect();
-        assert_eq!(labels, ["0%", "50%", "90%", "99%", "99.9%", "99.99%"]);
+        assert_eq!(labels, ["50%", "90%", "99%", "99.9%", "99.99%"]);
         assert_eq!(decade_label(0), "1ns");
         assert_eq!(decade_label(4), "10µs");
         assert_eq!(decade_label(9), "1s");

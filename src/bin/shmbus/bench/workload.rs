@@ -96,15 +96,11 @@ fn round_trip(ep: &mut dyn Endpoint, out: &mut [u8], back: &mut [u8], seq: u64) 
     msg::put_seq(out, seq);
     ep.send(out)?;
     let deadline = now_ns() + ns(ROUND_TRIP_TIMEOUT);
-    loop {
-        match ep.recv(back, deadline)? {
-            Recv::Msg(_) if msg::seq(back) == seq => return Ok(()),
-            Recv::Msg(_) => {
-                return Err(format!("echo of {seq} came back as {}", msg::seq(back)).into());
-            }
-            Recv::Lost(n) => return Err(format!("{n} ping-pong messages lost").into()),
-            Recv::TimedOut => return Err(format!("no echo of message {seq} within 5 s").into()),
-        }
+    match ep.recv(back, deadline)? {
+        Recv::Msg(_) if msg::seq(back) == seq => Ok(()),
+        Recv::Msg(_) => Err(format!("echo of {seq} came back as {}", msg::seq(back)).into()),
+        Recv::Lost(n) => Err(format!("{n} ping-pong messages lost").into()),
+        Recv::TimedOut => Err(format!("no echo of message {seq} within 5 s").into()),
     }
 }
 

@@ -13,6 +13,9 @@ use super::{
     parse_mode, parse_size,
 };
 
+/// `EPERM`: unlinking another user's object in the sticky /dev/shm.
+const EPERM: i32 = 1;
+
 /// A `--topic NAME:SLOTS:BYTES` specification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
@@ -180,6 +183,13 @@ pub fn run_rm(args: &RmArgs) -> CliResult {
                             .map(|f| format!(" (owned by uid {})", f.uid))
                             .unwrap_or_default()
                     ),
+                    BusError::Io(e) if e.raw_os_error() == Some(EPERM) => format!(
+                        "not permitted to remove bus {name:?}{}",
+                        report
+                            .file
+                            .map(|f| format!(" (owned by uid {}; /dev/shm is sticky)", f.uid))
+                            .unwrap_or_default()
+                    ),
                     e => format!("cannot remove bus {name:?}: {e}"),
                 };
                 eprintln!("shmbus: {msg}");
@@ -279,6 +289,9 @@ fn collect_one(r: &BusReport, args: &GcArgs) -> (Action, String) {
                     "{text}: cannot tell whether it is in use; its owner (or root) can run \
                      `shmbus gc` or `shmbus rm {name}`"
                 ),
+                Some((Unreadable::CreatorDied(_), _)) => {
+                    format!("{text}; if nothing uses it, remove it with `shmbus rm {name}`")
+                }
                 Some((Unreadable::Incompatible(_), _)) => format!(
                     "incompatible: {text}; if nothing uses it, remove it with `shmbus rm {name}`"
                 ),
@@ -295,12 +308,7 @@ fn collect_one(r: &BusReport, args: &GcArgs) -> (Action, String) {
                     format!("stale but only {} old (--min-age)", human_age(age)),
                 );
             }
-            let reason = match &r.unreadable {
-                Some((Unreadable::CreatorDied(pid), _)) => {
-                    format!("its creator (pid {pid}) died before it was ready")
-                }
-                _ => dead_list(r),
-            };
+            let reason = dead_list(r);
             if args.dry_run {
                 return (Action::WouldRemove, reason);
             }
@@ -322,7 +330,7 @@ fn collect_one(r: &BusReport, args: &GcArgs) -> (Action, String) {
                         r.file.map_or("?".into(), |f| f.uid.to_string())
                     ),
                 ),
-                Err(BusError::Io(e)) if e.raw_os_error() == Some(1) => (
+                Err(BusError::Io(e)) if e.raw_os_error() == Some(EPERM) => (
                     Action::Skipped,
                     format!(
                         "stale, but not permitted to remove it (owned by uid {}; ask its \

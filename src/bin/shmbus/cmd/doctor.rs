@@ -71,12 +71,13 @@ const MIN_SHM: u64 = 256 << 20;
 fn dev_shm() -> Check {
     let fstype = fs::read_to_string("/proc/mounts").ok().and_then(|m| {
         m.lines()
+            .rev()
             .filter_map(|l| {
                 let mut f = l.split_whitespace();
                 let (_, mnt, ty) = (f.next()?, f.next()?, f.next()?);
                 (mnt == "/dev/shm").then(|| ty.to_owned())
             })
-            .last()
+            .next()
     });
     let st = match rustix::fs::statvfs("/dev/shm") {
         Ok(st) => st,

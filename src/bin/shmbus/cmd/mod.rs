@@ -325,7 +325,9 @@ pub fn human_duration(d: Duration) -> String {
     }
     let s = d.as_secs();
     if s < 60 {
-        return format!("{:.2}s", d.as_secs_f64());
+        // Two decimals without trailing zeros: 1s, 2.5s, 12.34s.
+        let t = format!("{:.2}", d.as_secs_f64());
+        return format!("{}s", t.trim_end_matches('0').trim_end_matches('.'));
     }
     if s < 3600 {
         return format!("{}m{:02}s", s / 60, s % 60);
@@ -422,7 +424,6 @@ impl Table {
     /// Renders the table, each line prefixed with `indent`; two spaces between columns and no
     /// trailing spaces.
     pub fn render(&self, indent: &str) -> String {
-        let n = self.headers.len();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for r in &self.rows {
             for (w, c) in widths.iter_mut().zip(r) {
@@ -433,13 +434,13 @@ impl Table {
         let empty = String::new();
         for r in std::iter::once(&self.headers).chain(&self.rows) {
             let mut line = String::from(indent);
-            for i in 0..n {
+            for (i, (width, align)) in widths.iter().zip(&self.aligns).enumerate() {
                 let cell = r.get(i).unwrap_or(&empty);
-                let pad = widths[i].saturating_sub(cell.chars().count());
+                let pad = width.saturating_sub(cell.chars().count());
                 if i > 0 {
                     line.push_str("  ");
                 }
-                match self.aligns[i] {
+                match align {
                     Align::Left => {
                         line.push_str(cell);
                         line.extend(std::iter::repeat_n(' ', pad));
@@ -496,6 +497,8 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(192)), "3m12s");
         assert_eq!(human_duration(Duration::from_micros(4500)), "4.5ms");
         assert_eq!(human_duration(Duration::from_millis(200)), "200ms");
+        assert_eq!(human_duration(Duration::from_secs(1)), "1s");
+        assert_eq!(human_duration(Duration::from_millis(2500)), "2.5s");
         assert_eq!(human_duration(Duration::from_nanos(999_990)), "1ms");
         assert_eq!(human_age(Duration::from_secs(7)), "7s");
     }

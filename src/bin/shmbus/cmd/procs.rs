@@ -40,7 +40,9 @@ pub enum Unreadable {
     PermissionDenied,
     /// Made by another layout version or build of shmbus.
     Incompatible(String),
-    /// The creator died before marking it ready: no process can ever use it.
+    /// The header's state word says "initialising" and the pid next to it is dead: either the
+    /// creator died mid-creation, or the object is not a shmbus bus at all (the library checks
+    /// the state word before the magic number, so it cannot tell these apart).
     CreatorDied(u32),
     /// Anything else (corrupt header, still initialising, I/O error).
     Other(String),
@@ -157,11 +159,10 @@ impl BusReport {
                     );
                 }
                 if let Unreadable::CreatorDied(pid) = kind {
-                    report.procs = vec![KnownProc {
-                        pid,
-                        alive: false,
-                        roles: vec!["creator".into()],
-                    }];
+                    text = format!(
+                        "never marked ready, and the pid it names ({pid}) is dead: its creator \
+                         died while creating it, or it is not a shmbus bus"
+                    );
                 }
                 report.unreadable = Some((kind, text));
             }
@@ -178,7 +179,6 @@ impl BusReport {
     /// The bus's state.
     pub fn state(&self) -> State {
         match &self.unreadable {
-            Some((Unreadable::CreatorDied(_), _)) if self.mapped_by.is_empty() => State::Stale,
             Some((_, text)) => State::Unreadable(text.clone()),
             None if self.counts().0 == 0 && self.mapped_by.is_empty() => State::Stale,
             None => State::Ok,

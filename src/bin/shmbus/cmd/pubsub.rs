@@ -282,7 +282,7 @@ pub fn run_pub(args: &PubArgs) -> CliResult {
             Some(f) => format!(", seq {f}..{last_seq}"),
             None => String::new(),
         };
-        let rate = if sent > 1 && secs > 0.0 {
+        let rate = if sent > 2 && secs > 0.0 {
             format!(", {} msg/s", human_rate((sent - 1) as f64 / secs))
         } else {
             String::new()

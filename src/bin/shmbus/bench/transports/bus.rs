@@ -32,6 +32,18 @@ fn topic_config(payload: usize) -> TopicConfig {
     }
 }
 
+/// A bus big enough for `topics` rings of `cfg` (slot header and alignment included) plus the
+/// header, topic table and records; never smaller than the default.
+fn bus_config(cfg: &TopicConfig, topics: u64) -> BusConfig {
+    let stride = (u64::from(cfg.payload_size) + 32).next_multiple_of(64);
+    let rings = topics * u64::from(cfg.slots) * stride;
+    let default = BusConfig::default();
+    BusConfig {
+        size: (rings + (1 << 20)).max(default.size),
+        ..default
+    }
+}
+
 /// The wait strategy of a benchmark mode.
 fn wait_strategy(mode: Mode, spin: Duration) -> WaitStrategy {
     match mode {
@@ -53,10 +65,10 @@ impl Drop for Remove {
 /// Creates the bus, its topics and the parent's publisher (and, for ping-pong, its subscriber).
 pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
     let name = format!("bench-{}", names.tag);
-    let bus =
-        Bus::create(&name, &BusConfig::default()).map_err(|e| format!("create bus {name}: {e}"))?;
-    let remove = Remove(name.clone());
     let cfg = topic_config(shape.payload);
+    let bus_cfg = bus_config(&cfg, if shape.duplex { 2 } else { 1 });
+    let bus = Bus::create(&name, &bus_cfg).map_err(|e| format!("create bus {name}: {e}"))?;
+    let remove = Remove(name.clone());
     let (out, back) = if shape.duplex {
         ("ping", Some("pong"))
     } else {

@@ -82,7 +82,7 @@ impl LineEndpoint {
     }
 
     /// Whether `word` was written by the other side.
-    fn from_peer(&self, word: u64) -> bool {
+    fn is_peers(&self, word: u64) -> bool {
         // The initiator waits for an even word (the echo's), the echo for an odd one.
         (word & 1 == 1) != self.initiator
     }
@@ -103,7 +103,7 @@ impl LineEndpoint {
         loop {
             for _ in 0..SPINS_PER_CHECK {
                 let word = self.line.load64();
-                if self.from_peer(word) {
+                if self.is_peers(word) {
                     return Self::deliver(buf, word, u64::MAX);
                 }
                 std::hint::spin_loop();
@@ -118,7 +118,7 @@ impl LineEndpoint {
     fn recv_futex(&self, buf: &mut [u8], deadline_ns: u64) -> Result<Recv> {
         loop {
             let word = self.line.load32();
-            if self.from_peer(u64::from(word)) {
+            if self.is_peers(u64::from(word)) {
                 return Ok(Self::deliver(buf, u64::from(word), u64::from(u32::MAX)));
             }
             let now = now_ns();
