@@ -443,6 +443,9 @@ pub struct PublisherStats {
 /// A subscriber as seen in [`TopicStats`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriberStats {
+    /// Subscriber id: record index (low 12 bits) and the record's generation, stable for the
+    /// subscriber's life.
+    pub id: u32,
     /// Owner process.
     pub pid: u32,
     /// Whether the owner still runs.
@@ -536,11 +539,12 @@ fn pub_stats(i: u32, r: &PubRecord) -> Option<PublisherStats> {
     })
 }
 
-fn sub_stats(r: &SubRecord, next_seq: u64) -> Option<SubscriberStats> {
+fn sub_stats(i: u32, r: &SubRecord, next_seq: u64) -> Option<SubscriberStats> {
     let owner = r.owner.load(Ordering::Acquire);
     (owner != 0).then(|| {
         let cursor = r.cursor.load(Ordering::Relaxed);
         SubscriberStats {
+            id: i | (r.generation.load(Ordering::Relaxed) << 12),
             pid: liveness::owner_pid(owner),
             alive: liveness::owner_alive(owner),
             cursor,
@@ -558,7 +562,7 @@ pub(crate) fn stats(ring: &Ring) -> TopicStats {
         .filter_map(|i| pub_stats(i, ring.pub_record(i)))
         .collect();
     let subscribers: Vec<_> = (0..ring.geom.max_subscribers)
-        .filter_map(|i| sub_stats(ring.sub_record(i), next_seq))
+        .filter_map(|i| sub_stats(i, ring.sub_record(i), next_seq))
         .collect();
     TopicStats {
         name: ring.name.clone(),

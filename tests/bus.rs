@@ -46,6 +46,18 @@ fn messages_arrive_in_order_with_metadata() {
     }
     assert_eq!(sub.try_recv(&mut buf), Err(RecvError::Empty));
     assert_eq!(sub.counts(), (100, 0));
+    let stats = bus.topic("a/b").unwrap().stats();
+    assert_eq!(
+        (stats.published, stats.next_seq, stats.sleepers),
+        (100, 100, 0)
+    );
+    assert_eq!(
+        stats.wakes, 0,
+        "with no subscriber asleep, publishing issues no FUTEX_WAKE"
+    );
+    assert_eq!(stats.publishers.len(), 1);
+    assert_eq!(stats.publishers[0].id, publisher.id());
+    assert_eq!(stats.subscribers.len(), 1);
 }
 
 #[test]
