@@ -1,0 +1,141 @@
+//! Builds `tests/c/test_shmbus.c` with the system C compiler and runs it, so
+//! `cargo test --workspace` runs the C tests (and `tests/cpp/test_shmbus.cpp`, the C++
+//! wrapper's tests, built with `-std=c++17` and the same warnings and sanitizers). Two C builds:
+//!
+//! * against `libshmbus.a` with `-fsanitize=address,undefined` (ASan/UBSan see the C side and
+//!   every allocation the library makes; the Rust code itself is not instrumented);
+//! * against `libshmbus.so` without sanitizers (checks the shared library and its exports).
+//!
+//! Both use `-std=c11 -Wall -Wextra -Werror -pedantic`. Skipped, with a message, if `cc` (or
+//! `c++`) is missing. The C program bounds itself with alarm(); this side kills it after 3 minutes.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const WARNINGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"];
+
+fn run(exe: &std::path::Path, envs: &[(&str, &str)]) {
+    let child = Command::new(exe)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the C tests");
+    let out = wait_bounded(child, Duration::from_secs(180), "the tests");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success(),
+        "C tests failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains(" passed, 0 failed"),
+        "unexpected C test output:\n{stdout}"
+    );
+}
+
+const SANITIZERS: &[&str] = &[
+    "-O1",
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=undefined",
+    "-fno-omit-frame-pointer",
+];
+
+const SANITIZER_ENV: &[(&str, &str)] = &[
+    (
+        "ASAN_OPTIONS",
+        "detect_leaks=1:abort_on_error=0:halt_on_error=1",
+    ),
+    ("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"),
+];
+
+#[test]
+fn c_tests_with_address_and_undefined_sanitizers() {
+    let Some(cc) = compiler("CC", "cc") else {
+        return;
+    };
+    let exe = out_dir("c").join("test_shmbus_asan");
+    let mut cmd = Command::new(cc);
+    cmd.args(WARNINGS)
+        .args([
+            "-O1",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=undefined",
+        ])
+        .arg("-fno-omit-frame-pointer")
+        .arg("-I")
+        .arg(ffi_dir().join("include"))
+        .arg(ffi_dir().join("tests/c/test_shmbus.c"))
+        .arg(static_lib())
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe);
+    compile(cmd);
+    run(
+        &exe,
+        &[
+            (
+                "ASAN_OPTIONS",
+                "detect_leaks=1:abort_on_error=0:halt_on_error=1",
+            ),
+            ("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"),
+        ],
+    );
+}
+
+#[test]
+fn c_tests_against_the_shared_library() {
+    let Some(cc) = compiler("CC", "cc") else {
+        return;
+    };
+    let lib_dir = profile_dir();
+    assert!(
+        lib_dir.join("libshmbus.so").exists(),
+        "libshmbus.so is missing"
+    );
+    let exe = out_dir("c").join("test_shmbus_shared");
+    let mut cmd = Command::new(cc);
+    cmd.args(WARNINGS)
+        .arg("-I")
+        .arg(ffi_dir().join("include"))
+        .arg(ffi_dir().join("tests/c/test_shmbus.c"))
+        .arg("-L")
+        .arg(&lib_dir)
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .args(["-lshmbus", "-lpthread", "-o"])
+        .arg(&exe);
+    compile(cmd);
+    run(&exe, &[]);
+}
+
+#[test]
+fn cpp_wrapper_tests_with_address_and_undefined_sanitizers() {
+    let Some(cxx) = compiler("CXX", "c++") else {
+        return;
+    };
+    let exe = out_dir("cpp").join("test_shmbus_cpp");
+    let mut cmd = Command::new(cxx);
+    cmd.args([
+        "-std=c++17",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-g",
+    ])
+    .args(SANITIZERS)
+    .arg("-I")
+    .arg(ffi_dir().join("include"))
+    .arg(ffi_dir().join("tests/cpp/test_shmbus.cpp"))
+    .arg(static_lib())
+    .args(["-lpthread", "-ldl", "-lm", "-o"])
+    .arg(&exe);
+    compile(cmd);
+    run(&exe, SANITIZER_ENV);
+}
