@@ -120,6 +120,15 @@ pub enum TopicError {
         /// The same four values as requested.
         requested: (u32, u32, u32, u32),
     },
+    /// The topic exists with the other delivery mode.
+    DeliveryMismatch {
+        /// The topic name.
+        topic: String,
+        /// The mode in the segment.
+        existing: crate::Delivery,
+        /// The mode requested.
+        requested: crate::Delivery,
+    },
     /// Every entry of the topic table is in use.
     TableFull {
         /// The table's capacity (`BusConfig::max_topics`).
@@ -166,6 +175,14 @@ impl fmt::Display for TopicError {
                 requested.2,
                 requested.3
             ),
+            Self::DeliveryMismatch {
+                topic,
+                existing,
+                requested,
+            } => write!(
+                f,
+                "topic {topic:?} exists with {existing:?} delivery, but {requested:?} was requested"
+            ),
             Self::TableFull { max_topics } => {
                 write!(f, "the topic table is full ({max_topics} topics)")
             }
@@ -196,6 +213,10 @@ pub enum PublishError {
         /// The topic's `payload_size`.
         capacity: usize,
     },
+    /// Lossless topic, `try_` form: the ring is full (the slowest subscriber is a ring behind).
+    WouldBlock,
+    /// Lossless topic: the ring stayed full for the publisher's whole timeout.
+    Timeout,
     /// The type does not fit the slot's size or alignment (typed loans).
     BadType {
         /// `size_of::<T>()`.
@@ -212,6 +233,11 @@ impl fmt::Display for PublishError {
                 f,
                 "message of {len} bytes exceeds the topic's slot payload of {capacity} bytes"
             ),
+            Self::WouldBlock => write!(
+                f,
+                "the ring is full: a subscriber has not read its oldest message"
+            ),
+            Self::Timeout => write!(f, "timed out waiting for a subscriber to make room"),
             Self::BadType { size, align } => write!(
                 f,
                 "type of size {size} and alignment {align} does not fit a slot payload"
@@ -239,6 +265,8 @@ pub enum RecvError {
         /// Number of consecutive messages lost.
         count: u64,
     },
+    /// Borrowing in place needs a lossless topic.
+    NotLossless,
     /// The caller's buffer is smaller than the next message. Nothing was consumed: call again
     /// with a buffer of at least `needed` bytes (at most the topic's `payload_size`).
     BufferTooSmall {
@@ -257,6 +285,7 @@ impl fmt::Display for RecvError {
                 "lost {count} message(s): sequence {first_seq}..{}",
                 first_seq.saturating_add(*count)
             ),
+            Self::NotLossless => write!(f, "borrowing in place needs a lossless topic"),
             Self::BufferTooSmall { needed } => {
                 write!(
                     f,

@@ -17,7 +17,7 @@ use crate::sync::atomic::{AtomicU32, AtomicU64};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0\x01");
 
 /// Version of this file's layout. Bumped on any change to a shared struct or to the protocol.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// `SegmentHeader::state` once the creator has finished initialising (ASCII "RDY!").
 pub const STATE_READY: u32 = 0x2159_4452;
@@ -41,6 +41,11 @@ pub const MAX_TOPIC_NAME: usize = 64;
 pub const TOPIC_FREE: u32 = 0;
 /// `TopicEntry::state`: the entry is fully written and may be used (stored last, with Release).
 pub const TOPIC_READY: u32 = 1;
+
+/// `TopicEntry::delivery`: publishers never wait; slow subscribers lose the oldest messages.
+pub const DELIVERY_LOSSY: u32 = 0;
+/// `TopicEntry::delivery`: publishers never overwrite a slot a live subscriber has not read.
+pub const DELIVERY_LOSSLESS: u32 = 1;
 
 /// `PubRecord::inflight` when the publisher holds no claim.
 pub const INFLIGHT_IDLE: u64 = u64::MAX;
@@ -104,7 +109,7 @@ pub struct TopicEntry {
     pub payload_size: AtomicU32,
     /// Distance between slots in bytes (`SLOT_HEADER + payload_size` rounded up to [`SLOT_ALIGN`]).
     pub slot_stride: AtomicU32,
-    /// Delivery mode: 0 = lossy.
+    /// Delivery mode: [`DELIVERY_LOSSY`] or [`DELIVERY_LOSSLESS`].
     pub delivery: AtomicU32,
     /// Entries in the publisher table (1..=256).
     pub max_publishers: AtomicU32,
@@ -121,8 +126,9 @@ pub struct TopicEntry {
 /// geometry never share a line.
 #[repr(C, align(128))]
 pub struct RingHeader {
-    /// Next sequence number to claim. Publishers `fetch_add(1)`; the only word all publishers
-    /// of a topic contend on.
+    /// Low 56 bits: next sequence number to claim; top 8 bits: subscriber registration epoch
+    /// (see `gate.rs`). Publishers `fetch_add(1)` (lossy) or CAS (lossless); the only word all
+    /// publishers of a topic contend on.
     pub claim: AtomicU64,
     _pad0: [AtomicU64; 15],
     /// The futex word: bumped by a publisher that finds sleepers, waited on by sleepers.
@@ -137,7 +143,11 @@ pub struct RingHeader {
     pub retired_aborted: AtomicU64,
     /// Slots repaired (skipped) after their writer died.
     pub repaired: AtomicU64,
-    _pad1: [AtomicU64; 11],
+    /// Lossless topics: times a publisher found the ring full and had to wait (or gave up).
+    pub backpressure: AtomicU64,
+    /// Lossless topics: subscribers evicted because their process died.
+    pub evicted: AtomicU64,
+    _pad1: [AtomicU64; 9],
     /// Copy of `TopicEntry::slot_count`, checked against it on attach.
     pub slot_count: AtomicU32,
     /// Copy of `TopicEntry::payload_size`.
@@ -177,7 +187,8 @@ pub struct SubRecord {
     /// Bumped each time the record is taken.
     pub generation: AtomicU32,
     _reserved0: AtomicU32,
-    /// Next sequence the subscriber will read.
+    /// Next sequence the subscriber will read. On a lossless topic, publishers never overwrite
+    /// the slot of this sequence or any later one while the owner lives.
     pub cursor: AtomicU64,
     /// Messages delivered to the owner.
     pub delivered: AtomicU64,
@@ -235,6 +246,8 @@ mod asserts {
     const _: () = assert!(offset_of!(RingHeader, claim) == 0);
     const _: () = assert!(offset_of!(RingHeader, event) == 128);
     const _: () = assert!(offset_of!(RingHeader, sleepers) == 132);
+    const _: () = assert!(offset_of!(RingHeader, backpressure) == 168);
+    const _: () = assert!(offset_of!(RingHeader, evicted) == 176);
     const _: () = assert!(offset_of!(RingHeader, slot_count) == 256);
     const _: () = assert!(size_of::<PubRecord>() == RECORD_SIZE);
     const _: () = assert!(offset_of!(PubRecord, inflight) == 16);

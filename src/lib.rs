@@ -58,6 +58,7 @@ mod sync;
 mod bus;
 #[cfg(not(loom))]
 mod error;
+mod gate;
 #[cfg(not(loom))]
 mod layout;
 #[cfg(not(loom))]
@@ -89,9 +90,9 @@ pub use error::{BusError, PublishError, RecvError, TopicError};
 #[cfg(not(loom))]
 pub use layout::LAYOUT_VERSION;
 #[cfg(not(loom))]
-pub use publisher::{Loan, Publisher};
+pub use publisher::{Loan, Publisher, PublisherConfig};
 #[cfg(not(loom))]
-pub use subscriber::{MessageInfo, StartAt, Subscriber, SubscriberConfig};
+pub use subscriber::{MessageInfo, Sample, StartAt, Subscriber, SubscriberConfig};
 #[cfg(not(loom))]
 pub use sys::monotonic_ns;
 #[cfg(not(loom))]

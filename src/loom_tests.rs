@@ -7,6 +7,7 @@
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
+use crate::gate;
 use crate::seqlock::{self, Begin, Peek};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::wait::{self, Futex};
@@ -179,5 +180,84 @@ fn loom_park_never_misses_a_wake() {
         }
         publisher.join().unwrap();
         assert_eq!(sleepers.load(Ordering::SeqCst), 0);
+    });
+}
+
+/// Lossless gate: a publisher racing a subscriber's registration never claims the sequence that
+/// would overwrite the slot the subscriber starts at (ring of one slot, so any overrun shows).
+#[test]
+fn loom_lossless_gate_respects_a_registering_subscriber() {
+    loom::model(|| {
+        const SLOTS: u64 = 1;
+        let claim = Arc::new(AtomicU64::new(0));
+        let owner = Arc::new(AtomicU32::new(0));
+        let cursor = Arc::new(AtomicU64::new(0));
+        let (c, o, k) = (Arc::clone(&claim), Arc::clone(&owner), Arc::clone(&cursor));
+        let publisher = thread::spawn(move || {
+            let mut limit = 0;
+            let slowest = |claim: u64| {
+                if o.load(Ordering::Acquire) != 0 {
+                    k.load(Ordering::Acquire)
+                } else {
+                    claim
+                }
+            };
+            let mut claimed = Vec::new();
+            for _ in 0..3 {
+                match gate::try_claim(&c, &mut limit, SLOTS, &slowest) {
+                    Ok(seq) => claimed.push(seq),
+                    Err(_) => break,
+                }
+            }
+            claimed
+        });
+        owner.store(1, Ordering::Relaxed); // the record CAS; published by `register`
+        let start = gate::register(&claim, &cursor);
+        let claimed = publisher.join().unwrap();
+        // Claiming `seq` overwrites the slot of `seq - SLOTS`: it must be before `start`.
+        assert!(
+            claimed.iter().all(|&seq| seq < start + SLOTS),
+            "{claimed:?} vs start {start}"
+        );
+    });
+}
+
+/// Lossless gate: a publisher waits for the slowest subscriber and resumes as it reads; the
+/// subscriber reads every message (no overwrite), in order.
+#[test]
+fn loom_lossless_publisher_waits_for_the_slowest_cursor() {
+    loom::model(|| {
+        const SLOTS: u64 = 1;
+        const N: u64 = 2;
+        let claim = Arc::new(AtomicU64::new(0));
+        let cursor = Arc::new(AtomicU64::new(0));
+        let slot = Arc::new(Slot::new(1));
+        let start = gate::register(&claim, &cursor);
+        assert_eq!(start, 0);
+        let (c, k, sl) = (Arc::clone(&claim), Arc::clone(&cursor), Arc::clone(&slot));
+        let publisher = thread::spawn(move || {
+            let mut limit = 0;
+            for _ in 0..N {
+                let seq = loop {
+                    match gate::try_claim(&c, &mut limit, SLOTS, |_| k.load(Ordering::Acquire)) {
+                        Ok(seq) => break seq,
+                        Err(_) => thread::yield_now(),
+                    }
+                };
+                assert!(sl.write(seq));
+            }
+        });
+        for seq in 0..N {
+            let words = loop {
+                if let Some(w) = slot.read(seq) {
+                    break w;
+                }
+                thread::yield_now();
+            };
+            assert_eq!(words, vec![seq + 1]);
+            // SYNC under test: the Release store of the cursor (as in `advance_to`).
+            cursor.store(seq + 1, Ordering::Release);
+        }
+        publisher.join().unwrap();
     });
 }

@@ -10,11 +10,39 @@ use crate::layout::{INFLIGHT_CLAIMING, INFLIGHT_IDLE, PubRecord};
 use crate::ring::Ring;
 use crate::seqlock::{self, Begin};
 use crate::sync::atomic::Ordering;
-use crate::{sys, topic, wait};
+use crate::{gate, sys, topic, wait};
 
 /// How long a writer or reader waits on a slot held by another writer before it checks whether
 /// that writer is still alive (and repairs the slot if not).
 pub(crate) const LIVENESS_WINDOW: Duration = Duration::from_millis(100);
+
+/// Options of a publisher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublisherConfig {
+    /// Lossless topics: how long `publish` and `loan` wait for room in a full ring before they
+    /// return [`PublishError::Timeout`]. Default 1 s. (Lossy topics never wait.)
+    pub timeout: Duration,
+    /// Lossless topics: how often a publisher blocked by a full ring checks whether the
+    /// subscribers holding it back are still alive, evicting dead ones. Default 100 ms; the first
+    /// check is made as soon as the ring is found full.
+    pub liveness_window: Duration,
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        PublisherConfig {
+            timeout: Duration::from_secs(1),
+            liveness_window: LIVENESS_WINDOW,
+        }
+    }
+}
+
+/// Whether a claim may wait for room (lossless topics).
+#[derive(Clone, Copy)]
+enum Block {
+    No,
+    Yes,
+}
 
 /// Publishes messages on one topic.
 ///
@@ -44,6 +72,10 @@ pub struct Publisher {
     id: u32,
     published: u64,
     aborted: u64,
+    /// Lossless topics: sequences below this may be claimed without looking at the subscribers
+    /// again (the slowest cursor seen, plus the ring size).
+    limit: u64,
+    cfg: PublisherConfig,
     /// Stands in for a slot that was overrun before we could take it (see `Loan`).
     scratch: Vec<u8>,
 }
@@ -58,7 +90,7 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    pub(crate) fn new(ring: Arc<Ring>) -> Result<Publisher, TopicError> {
+    pub(crate) fn new(ring: Arc<Ring>, cfg: &PublisherConfig) -> Result<Publisher, TopicError> {
         let h = ring.header();
         let (index, generation) = topic::take_record(
             ring.geom.max_publishers,
@@ -80,6 +112,8 @@ impl Publisher {
             index,
             published: 0,
             aborted: 0,
+            limit: 0,
+            cfg: *cfg,
             scratch: Vec::new(),
         })
     }
@@ -102,13 +136,31 @@ impl Publisher {
 
     /// Copies `msg` into the next slot and publishes it. Returns its sequence number.
     ///
+    /// On a lossless topic whose ring is full, waits up to [`PublisherConfig::timeout`] for the
+    /// slowest subscriber.
+    ///
     /// # Errors
-    /// [`PublishError::TooLarge`] if `msg` is longer than the topic's `payload_size`; nothing is
-    /// published.
+    /// [`PublishError::TooLarge`] if `msg` is longer than the topic's `payload_size`;
+    /// [`PublishError::Timeout`] (lossless only). Nothing is published on error.
     #[inline]
     pub fn publish(&mut self, msg: &[u8]) -> Result<u64, PublishError> {
+        self.publish_inner(msg, Block::Yes)
+    }
+
+    /// Like [`publish`](Self::publish), but never waits: on a full lossless ring it returns
+    /// [`PublishError::WouldBlock`] at once. On a lossy topic it is `publish`.
+    ///
+    /// # Errors
+    /// [`PublishError::TooLarge`], [`PublishError::WouldBlock`].
+    #[inline]
+    pub fn try_publish(&mut self, msg: &[u8]) -> Result<u64, PublishError> {
+        self.publish_inner(msg, Block::No)
+    }
+
+    #[inline]
+    fn publish_inner(&mut self, msg: &[u8], block: Block) -> Result<u64, PublishError> {
         self.check_len(msg.len())?;
-        let (seq, owned) = self.claim();
+        let (seq, owned) = self.claim(block)?;
         if owned {
             seqlock::store_payload(self.ring.payload_words(seq), msg);
         }
@@ -119,7 +171,7 @@ impl Publisher {
     /// Publishes a plain-data value (any `zerocopy::IntoBytes` type) by copy.
     ///
     /// # Errors
-    /// [`PublishError::TooLarge`] if the value is larger than the slot.
+    /// As [`publish`](Self::publish).
     pub fn publish_value<T: IntoBytes + Immutable + ?Sized>(
         &mut self,
         value: &T,
@@ -134,11 +186,27 @@ impl Publisher {
     /// loan before they deliver later messages.
     ///
     /// # Errors
-    /// [`PublishError::TooLarge`] if `len` exceeds the topic's `payload_size`.
+    /// [`PublishError::TooLarge`] if `len` exceeds the topic's `payload_size`;
+    /// [`PublishError::Timeout`] (lossless only).
     #[inline]
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>, PublishError> {
+        self.loan_inner(len, Block::Yes)
+    }
+
+    /// Like [`loan`](Self::loan), but returns [`PublishError::WouldBlock`] at once when a
+    /// lossless ring is full.
+    ///
+    /// # Errors
+    /// [`PublishError::TooLarge`], [`PublishError::WouldBlock`].
+    #[inline]
+    pub fn try_loan(&mut self, len: usize) -> Result<Loan<'_>, PublishError> {
+        self.loan_inner(len, Block::No)
+    }
+
+    #[inline]
+    fn loan_inner(&mut self, len: usize, block: Block) -> Result<Loan<'_>, PublishError> {
         self.check_len(len)?;
-        let (seq, owned) = self.claim();
+        let (seq, owned) = self.claim(block)?;
         if !owned && self.scratch.len() < len {
             self.scratch.resize(len, 0);
         }
@@ -168,15 +236,24 @@ impl Publisher {
     /// Takes a sequence number and its slot. `owned` is false if a later lap took the slot first
     /// (we were a ring behind); the message is then overrun before it is written.
     #[inline]
-    fn claim(&mut self) -> (u64, bool) {
+    fn claim(&mut self, block: Block) -> Result<(u64, bool), PublishError> {
         let rec = self.record();
         rec.inflight.store(INFLIGHT_CLAIMING, Ordering::Relaxed);
         crate::crash_point("publish-before-claim");
-        // SYNC: AcqRel: the Release half orders the CLAIMING store above before the claim, so a
-        // peer that acquires `claim` > seq sees CLAIMING (or later) in our record
-        // (`any_live_holder`); the Acquire half is not needed by the protocol but keeps the
-        // claim and the slot CAS in order for readers of our record.
-        let seq = self.ring.header().claim.fetch_add(1, Ordering::AcqRel);
+        let seq = if self.ring.geom.lossless {
+            match self.claim_lossless(block) {
+                Ok(seq) => seq,
+                Err(e) => {
+                    self.record()
+                        .inflight
+                        .store(INFLIGHT_IDLE, Ordering::Release);
+                    return Err(e);
+                }
+            }
+        } else {
+            gate::claim_lossy(&self.ring.header().claim)
+        };
+        let rec = self.record();
         rec.inflight.store(seq, Ordering::Relaxed);
         crate::crash_point("publish-after-claim");
         let stamp_word = &self.ring.slot(seq).stamp;
@@ -185,9 +262,9 @@ impl Publisher {
             match seqlock::begin_write(stamp_word, seq) {
                 Begin::Acquired => {
                     crate::crash_point("publish-after-begin");
-                    return (seq, true);
+                    return Ok((seq, true));
                 }
-                Begin::Superseded => return (seq, false),
+                Begin::Superseded => return Ok((seq, false)),
                 Begin::Busy { stamp } => {
                     // A writer one ring earlier still holds this slot. Wait; past the liveness
                     // window, repair the slot if that writer is dead.
@@ -200,6 +277,54 @@ impl Publisher {
                     }
                     std::thread::yield_now();
                 }
+            }
+        }
+    }
+
+    /// Lossless claim: take sequence `c` only while `c < slowest cursor + slots`, so the slot's
+    /// previous message has been read by every live subscriber.
+    fn claim_lossless(&mut self, block: Block) -> Result<u64, PublishError> {
+        let ring = Arc::clone(&self.ring);
+        let h = ring.header();
+        let slots = u64::from(ring.geom.slot_count);
+        let mut blocked: Option<(Instant, Instant)> = None; // (deadline, next liveness check)
+        let mut spins = 0u32;
+        loop {
+            let c = match gate::try_claim(&h.claim, &mut self.limit, slots, |claim| {
+                slowest_cursor(&ring, claim)
+            }) {
+                Ok(seq) => return Ok(seq),
+                Err(c) => c,
+            };
+            // Full: the slowest live subscriber has not read message c - slots yet.
+            let now = Instant::now();
+            let (deadline, next_check) = match blocked {
+                Some(b) => b,
+                None => {
+                    h.backpressure.fetch_add(1, Ordering::Relaxed);
+                    if matches!(block, Block::No) {
+                        return Err(PublishError::WouldBlock);
+                    }
+                    (now + self.cfg.timeout, now)
+                }
+            };
+            if now >= next_check {
+                evict_dead_subscribers(&ring, c - slots);
+                blocked = Some((deadline, now + self.cfg.liveness_window));
+            } else {
+                blocked = Some((deadline, next_check));
+            }
+            if now >= deadline {
+                return Err(PublishError::Timeout);
+            }
+            // Back off: spin briefly, then yield, then nap (the subscriber needs the CPU).
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else if spins < 128 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
             }
         }
     }
@@ -260,6 +385,38 @@ impl Drop for Publisher {
         retire(&self.ring, rec);
         // SYNC: Release pairs with the Acquire CAS in `topic::take_record`.
         rec.owner.store(0, Ordering::Release);
+    }
+}
+
+/// The lowest cursor of the registered subscribers, or `claim` if none is lower.
+fn slowest_cursor(ring: &Ring, claim: u64) -> u64 {
+    (0..ring.geom.max_subscribers)
+        .filter_map(|i| {
+            let r = ring.sub_record(i);
+            // SYNC: Acquire pairs with the Release cursor stores of `gate::register` and
+            // `Subscriber::advance_to`: a subscriber's reads of a slot happen before we
+            // overwrite that slot.
+            (r.owner.load(Ordering::Acquire) != 0).then(|| r.cursor.load(Ordering::Acquire))
+        })
+        .fold(claim, u64::min)
+}
+
+/// Evicts the subscribers whose process died while holding the ring back (cursor `<= below`).
+/// A slow but live subscriber is never evicted.
+fn evict_dead_subscribers(ring: &Ring, below: u64) {
+    for i in 0..ring.geom.max_subscribers {
+        let r = ring.sub_record(i);
+        let owner = r.owner.load(Ordering::Acquire);
+        if owner == 0 || r.cursor.load(Ordering::Acquire) > below {
+            continue;
+        }
+        if !crate::liveness::owner_alive(owner)
+            && r.owner
+                .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            ring.header().evicted.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -31,6 +31,8 @@ pub(crate) struct RingGeometry {
     pub slot_stride: u32,
     pub ring_offset: u64,
     pub ring_size: u64,
+    /// Lossless delivery: publishers wait for the slowest live subscriber.
+    pub lossless: bool,
 }
 
 impl RingGeometry {
@@ -76,6 +78,7 @@ impl RingGeometry {
             slot_stride: stride,
             ring_offset: 0,
             ring_size,
+            lossless: false,
         })
     }
 

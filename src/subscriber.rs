@@ -11,8 +11,8 @@ use crate::publisher::{LIVENESS_WINDOW, repair_if_abandoned};
 use crate::ring::Ring;
 use crate::seqlock::{self, Peek};
 use crate::sync::atomic::Ordering;
-use crate::topic;
 use crate::wait::{self, SysFutex, WaitStrategy};
+use crate::{gate, topic};
 
 /// Where a new subscriber starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -122,13 +122,14 @@ impl Subscriber {
             |_| {},
         )
         .ok_or(TopicError::SubscriberTableFull)?;
-        let claim = ring.header().claim.load(Ordering::Acquire);
+        let rec = ring.sub_record(index);
+        // Registers our cursor with the lossless gate (harmless on lossy topics).
+        let claim = gate::register(&ring.header().claim, &rec.cursor);
         let next = match cfg.start {
             StartAt::Next => claim,
             StartAt::Oldest => claim.saturating_sub(u64::from(ring.geom.slot_count)),
         };
-        let rec = ring.sub_record(index);
-        rec.cursor.store(next, Ordering::Relaxed);
+        rec.cursor.store(next, Ordering::Release);
         rec.delivered.store(0, Ordering::Relaxed);
         rec.lost.store(0, Ordering::Relaxed);
         Ok(Subscriber {
@@ -162,11 +163,7 @@ impl Subscriber {
 
     /// How many messages have been published (claimed) that this subscriber has not read yet.
     pub fn lag(&self) -> u64 {
-        self.ring
-            .header()
-            .claim
-            .load(Ordering::Acquire)
-            .saturating_sub(self.next)
+        gate::next_seq(&self.ring.header().claim).saturating_sub(self.next)
     }
 
     /// Messages delivered and lost so far: `(delivered, lost)`.
@@ -189,7 +186,20 @@ impl Subscriber {
         self.next = next;
         self.empty_polls = 0;
         self.stuck_since = None;
-        self.record().cursor.store(next, Ordering::Relaxed);
+        // SYNC: Release pairs with the Acquire (SeqCst) cursor load in
+        // `publisher::slowest_cursor`: our reads of the slots before `next` happen before a
+        // lossless publisher overwrites them.
+        self.record().cursor.store(next, Ordering::Release);
+    }
+
+    /// Counts message `seq` as delivered and moves past it.
+    #[inline]
+    fn consume(&mut self, seq: u64) {
+        self.delivered += 1;
+        self.record()
+            .delivered
+            .store(self.delivered, Ordering::Relaxed);
+        self.advance_to(seq + 1);
     }
 
     #[inline]
@@ -204,6 +214,17 @@ impl Subscriber {
     /// One attempt to read the next message into `buf`.
     #[inline]
     fn poll(&mut self, buf: &mut [u8], check_stuck: bool) -> Result<MessageInfo, RecvError> {
+        self.poll_mode(Some(buf), check_stuck)
+    }
+
+    /// One attempt at the next message: copied into `buf` and consumed, or (`None`, lossless
+    /// topics) validated and left in place for a [`Sample`], not consumed.
+    #[inline]
+    fn poll_mode(
+        &mut self,
+        mut buf: Option<&mut [u8]>,
+        check_stuck: bool,
+    ) -> Result<MessageInfo, RecvError> {
         loop {
             let seq = self.next;
             let ring = &*self.ring;
@@ -221,6 +242,20 @@ impl Subscriber {
                         // writer. Never read past the slot; report the message as lost.
                         return Err(self.lose(seq, seq + 1));
                     }
+                    let info = MessageInfo {
+                        seq,
+                        len,
+                        timestamp_ns,
+                        publisher_id,
+                    };
+                    let Some(buf) = buf.as_deref_mut() else {
+                        // Borrow: nobody may overwrite the slot while our cursor is at `seq`
+                        // (lossless); the re-check only guards against a hostile writer.
+                        if !seqlock::validate(&slot.stamp, stamp) {
+                            continue;
+                        }
+                        return Ok(info);
+                    };
                     if len > buf.len() {
                         if !seqlock::validate(&slot.stamp, stamp) {
                             continue;
@@ -253,7 +288,7 @@ impl Subscriber {
                 Peek::Aborted => self.advance_to(seq + 1),
                 Peek::Repaired => return Err(self.lose(seq, seq + 1)),
                 Peek::Overrun => {
-                    let claim = ring.header().claim.load(Ordering::Acquire);
+                    let claim = gate::next_seq(&ring.header().claim);
                     let oldest = claim.saturating_sub(u64::from(ring.geom.slot_count));
                     return Err(self.lose(seq, oldest.max(seq + 1)));
                 }
@@ -265,7 +300,7 @@ impl Subscriber {
     /// finish it for a whole liveness window, close it so the topic moves on.
     #[cold]
     fn check_stuck(&mut self, seq: u64, stamp: u64) {
-        if self.ring.header().claim.load(Ordering::SeqCst) <= seq {
+        if gate::next_seq(&self.ring.header().claim) <= seq {
             self.stuck_since = None; // not claimed yet: simply no message
             return;
         }
@@ -371,7 +406,17 @@ impl Subscriber {
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> Result<MessageInfo, RecvError> {
-        match self.poll(buf, false) {
+        self.wait_with(deadline, |s, check| s.poll(buf, check))
+    }
+
+    /// Waits with the subscriber's strategy until `attempt` returns something other than
+    /// `Empty`, or until `deadline`.
+    fn wait_with(
+        &mut self,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut(&mut Self, bool) -> Result<MessageInfo, RecvError>,
+    ) -> Result<MessageInfo, RecvError> {
+        match attempt(self, false) {
             Err(RecvError::Empty) => {}
             other => return other,
         }
@@ -385,7 +430,7 @@ impl Subscriber {
         loop {
             for _ in 0..64 {
                 std::hint::spin_loop();
-                match self.poll(buf, false) {
+                match attempt(self, false) {
                     Err(RecvError::Empty) => {}
                     other => return other,
                 }
@@ -410,7 +455,7 @@ impl Subscriber {
             let window = self.liveness_window;
             let nap = deadline.map_or(window, |d| (d - now).min(window));
             let found = wait::park(&SysFutex, &h.event, &h.sleepers, nap, || {
-                match self.poll(buf, false) {
+                match attempt(self, false) {
                     Err(RecvError::Empty) => None,
                     other => Some(other),
                 }
@@ -418,11 +463,95 @@ impl Subscriber {
             if let Some(r) = found {
                 return r;
             }
-            match self.poll(buf, true) {
+            match attempt(self, true) {
                 Err(RecvError::Empty) => {}
                 other => return other,
             }
         }
+    }
+
+    /// Lossless topics: borrows the next message in place, if one is available, without
+    /// copying. The message is consumed when the [`Sample`] is dropped; until then no publisher
+    /// can overwrite it (and publishers may wait for it: keep samples short-lived).
+    ///
+    /// # Errors
+    /// [`RecvError::NotLossless`] on a lossy topic; otherwise as [`try_recv`](Self::try_recv)
+    /// (never `BufferTooSmall`).
+    pub fn try_recv_borrow(&mut self) -> Result<Sample<'_>, RecvError> {
+        self.check_lossless()?;
+        let info = self.poll_mode(None, false)?;
+        Ok(Sample { sub: self, info })
+    }
+
+    /// Lossless topics: waits at most `timeout` for the next message and borrows it in place.
+    /// See [`try_recv_borrow`](Self::try_recv_borrow).
+    ///
+    /// # Errors
+    /// [`RecvError::NotLossless`], [`RecvError::Timeout`], [`RecvError::Lost`].
+    pub fn recv_borrow_timeout(&mut self, timeout: Duration) -> Result<Sample<'_>, RecvError> {
+        self.check_lossless()?;
+        let info = self.wait_with(Some(Instant::now() + timeout), |s, c| s.poll_mode(None, c))?;
+        Ok(Sample { sub: self, info })
+    }
+
+    fn check_lossless(&self) -> Result<(), RecvError> {
+        if self.ring.geom.lossless {
+            Ok(())
+        } else {
+            Err(RecvError::NotLossless)
+        }
+    }
+}
+
+/// A message borrowed in place from a lossless topic ([`Subscriber::try_recv_borrow`]).
+/// Dereferences to the payload bytes; dropping it consumes the message.
+pub struct Sample<'a> {
+    sub: &'a mut Subscriber,
+    info: MessageInfo,
+}
+
+impl Sample<'_> {
+    /// The message's metadata.
+    pub fn info(&self) -> MessageInfo {
+        self.info
+    }
+
+    /// The payload as a plain-data value (any `zerocopy` type of exactly the message's length).
+    ///
+    /// # Errors
+    /// [`RecvError::BufferTooSmall`] with the message length if it is not `size_of::<T>()`.
+    pub fn read_value<T: FromBytes + KnownLayout>(&self) -> Result<T, RecvError> {
+        T::read_from_bytes(self).map_err(|_| RecvError::BufferTooSmall {
+            needed: self.info.len,
+        })
+    }
+}
+
+impl std::ops::Deref for Sample<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        let ptr = self.sub.ring.payload_ptr(self.info.seq);
+        // SAFETY: `info.len <= payload_size` was checked when the message was validated, so the
+        // range is inside the slot. On a lossless topic no publisher takes this slot while our
+        // cursor (registered, alive) is at `info.seq`, so nothing writes these bytes while the
+        // slice lives (see docs/safety.md, "Samples").
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts(ptr.as_ptr(), self.info.len)
+        }
+    }
+}
+
+impl std::fmt::Debug for Sample<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sample").field("info", &self.info).finish()
+    }
+}
+
+impl Drop for Sample<'_> {
+    fn drop(&mut self) {
+        self.sub.consume(self.info.seq);
     }
 }
 

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use crate::error::TopicError;
 use crate::layout::{
-    INFLIGHT_IDLE, MAX_TOPIC_NAME, PubRecord, RECORD_SIZE, SubRecord, TOPIC_FREE, TOPIC_READY,
-    TopicEntry,
+    DELIVERY_LOSSLESS, DELIVERY_LOSSY, INFLIGHT_IDLE, MAX_TOPIC_NAME, PubRecord, RECORD_SIZE,
+    SubRecord, TOPIC_FREE, TOPIC_READY, TopicEntry,
 };
 use crate::liveness;
-use crate::publisher::Publisher;
+use crate::publisher::{Publisher, PublisherConfig};
 use crate::ring::{Ring, RingGeometry};
 use crate::segment::Segment;
 use crate::subscriber::{Subscriber, SubscriberConfig};
@@ -24,6 +24,22 @@ pub enum Delivery {
     /// messages and is told exactly which ([`RecvError::Lost`](crate::RecvError::Lost)).
     #[default]
     Lossy,
+    /// Publishers never overwrite a message that a live subscriber has not read: when the ring is
+    /// full they wait (up to [`PublisherConfig::timeout`](crate::PublisherConfig)) or, in the
+    /// `try_` forms, return [`PublishError::WouldBlock`](crate::PublishError::WouldBlock).
+    /// Subscribers may borrow messages in place ([`Subscriber::recv_borrow_timeout`]
+    /// (crate::Subscriber::recv_borrow_timeout)). A subscriber whose process dies is evicted
+    /// within its liveness window; a slow live one is never evicted.
+    Lossless,
+}
+
+impl Delivery {
+    fn code(self) -> u32 {
+        match self {
+            Delivery::Lossy => DELIVERY_LOSSY,
+            Delivery::Lossless => DELIVERY_LOSSLESS,
+        }
+    }
 }
 
 /// The geometry of a topic, fixed when the topic is created.
@@ -146,10 +162,11 @@ fn entry_geometry(seg: &Segment, e: &TopicEntry, name: &str) -> Result<RingGeome
             g.slot_stride
         )));
     }
-    let delivery = e.delivery.load(Ordering::Relaxed);
-    if delivery != 0 {
-        return Err(bad(format!("unknown delivery mode {delivery}")));
-    }
+    g.lossless = match e.delivery.load(Ordering::Relaxed) {
+        DELIVERY_LOSSY => false,
+        DELIVERY_LOSSLESS => true,
+        other => return Err(bad(format!("unknown delivery mode {other}"))),
+    };
     let size = e.ring_size.load(Ordering::Relaxed);
     if size != g.ring_size {
         return Err(bad(format!("ring_size {size}, expected {}", g.ring_size)));
@@ -230,7 +247,11 @@ fn config_of(g: &RingGeometry) -> TopicConfig {
         payload_size: g.payload_size,
         max_publishers: g.max_publishers,
         max_subscribers: g.max_subscribers,
-        delivery: Delivery::Lossy,
+        delivery: if g.lossless {
+            Delivery::Lossless
+        } else {
+            Delivery::Lossy
+        },
     }
 }
 
@@ -350,7 +371,7 @@ pub(crate) fn open_or_create(
     e.slot_count.store(g.slot_count, Ordering::Relaxed);
     e.payload_size.store(g.payload_size, Ordering::Relaxed);
     e.slot_stride.store(g.slot_stride, Ordering::Relaxed);
-    e.delivery.store(0, Ordering::Relaxed);
+    e.delivery.store(cfg.delivery.code(), Ordering::Relaxed);
     e.max_publishers.store(g.max_publishers, Ordering::Relaxed);
     e.max_subscribers
         .store(g.max_subscribers, Ordering::Relaxed);
@@ -502,7 +523,15 @@ impl Topic {
     /// # Errors
     /// [`TopicError::PublisherTableFull`] if `max_publishers` live publishers exist.
     pub fn publisher(&self) -> Result<Publisher, TopicError> {
-        Publisher::new(Arc::clone(&self.ring))
+        Publisher::new(Arc::clone(&self.ring), &PublisherConfig::default())
+    }
+
+    /// Registers a new publisher with `cfg`.
+    ///
+    /// # Errors
+    /// As [`Topic::publisher`].
+    pub fn publisher_with(&self, cfg: &PublisherConfig) -> Result<Publisher, TopicError> {
+        Publisher::new(Arc::clone(&self.ring), cfg)
     }
 
     /// Registers a new subscriber with the default [`SubscriberConfig`]; it receives messages
@@ -557,7 +586,7 @@ fn sub_stats(i: u32, r: &SubRecord, next_seq: u64) -> Option<SubscriberStats> {
 
 pub(crate) fn stats(ring: &Ring) -> TopicStats {
     let h = ring.header();
-    let next_seq = h.claim.load(Ordering::Acquire);
+    let next_seq = crate::gate::next_seq(&h.claim);
     let publishers: Vec<_> = (0..ring.geom.max_publishers)
         .filter_map(|i| pub_stats(i, ring.pub_record(i)))
         .collect();
