@@ -131,6 +131,7 @@ impl Subscriber {
         };
         rec.cursor.store(next, Ordering::Release);
         rec.delivered.store(0, Ordering::Relaxed);
+        crate::crash_point("subscriber-registered");
         rec.lost.store(0, Ordering::Relaxed);
         Ok(Subscriber {
             ring,
@@ -491,6 +492,7 @@ impl Subscriber {
     pub fn recv_borrow_timeout(&mut self, timeout: Duration) -> Result<Sample<'_>, RecvError> {
         self.check_lossless()?;
         let info = self.wait_with(Some(Instant::now() + timeout), |s, c| s.poll_mode(None, c))?;
+        crate::crash_point("subscriber-holding-borrow");
         Ok(Sample { sub: self, info })
     }
 

@@ -308,6 +308,7 @@ pub(crate) fn open_or_create(
 ) -> Result<Ring, TopicError> {
     validate_name(name)?;
     let mut g = cfg.geometry()?;
+    g.lossless = cfg.delivery == Delivery::Lossless;
     let check = |ring: Ring| {
         let existing = config_of(&ring.geom);
         let requested = TopicConfig {
@@ -319,6 +320,13 @@ pub(crate) fn open_or_create(
                 topic: name.to_owned(),
                 existing: existing.tuple(),
                 requested: cfg.tuple(),
+            });
+        }
+        if strict && existing.delivery != cfg.delivery {
+            return Err(TopicError::DeliveryMismatch {
+                topic: name.to_owned(),
+                existing: existing.delivery,
+                requested: cfg.delivery,
             });
         }
         Ok(ring)
@@ -501,6 +509,10 @@ pub struct TopicStats {
     pub wakes: u64,
     /// Subscribers parked right now.
     pub sleepers: u32,
+    /// Lossless topics: times a publisher found the ring full.
+    pub backpressure: u64,
+    /// Lossless topics: subscribers evicted because their process died.
+    pub evicted: u64,
     /// Registered publishers.
     pub publishers: Vec<PublisherStats>,
     /// Registered subscribers.
@@ -604,6 +616,8 @@ pub(crate) fn stats(ring: &Ring) -> TopicStats {
         repaired: h.repaired.load(Ordering::Relaxed),
         wakes: h.wakes.load(Ordering::Relaxed),
         sleepers: h.sleepers.load(Ordering::Relaxed),
+        backpressure: h.backpressure.load(Ordering::Relaxed),
+        evicted: h.evicted.load(Ordering::Relaxed),
         publishers,
         subscribers,
     }

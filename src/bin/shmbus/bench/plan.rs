@@ -153,8 +153,8 @@ impl RunSpec {
 /// `100000` -> `100k`, `1500000` -> `1.5M`.
 pub fn human_rate(rate: u64) -> String {
     match rate {
-        r if r >= 1_000_000 && r % 100_000 == 0 => format!("{}M", r as f64 / 1e6),
-        r if r >= 1_000 && r % 100 == 0 => format!("{}k", r as f64 / 1e3),
+        r if r >= 1_000_000 && r.is_multiple_of(100_000) => format!("{}M", r as f64 / 1e6),
+        r if r >= 1_000 && r.is_multiple_of(100) => format!("{}k", r as f64 / 1e3),
         r => r.to_string(),
     }
 }

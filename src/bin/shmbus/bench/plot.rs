@@ -105,7 +105,7 @@ fn panel(
         y_lo.log10().floor(),
         y_hi.log10().ceil().max(y_lo.log10().floor() + 1.0),
     );
-    let px = |x: f64| x0 + x.max(1.0).log10() / x_max * pw;
+    let px = |x: f64| x0 + x.max(1.0).log10().min(x_max) / x_max * pw;
     let py = |ns: f64| y0 + ph - (ns.max(1.0).log10() - y_min) / (y_max - y_min) * ph;
     let _ = writeln!(
         svg,

@@ -177,6 +177,28 @@ fn render(cells: &[Vec<String>], text_cols: usize) -> String {
     out
 }
 
+/// The stream scenario's throughput in messages and bytes per second (median of the repeats).
+pub fn throughput(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for r in rows.iter().filter(|r| r.spec.scenario == Scenario::Stream) {
+        let bytes = r.msgs_per_s * r.spec.payload as f64;
+        let _ = writeln!(
+            out,
+            "stream {} {}/{}: {} msgs/s, {}B/s{}",
+            fmt_bytes(r.spec.payload),
+            r.spec.transport.as_str(),
+            r.spec.mode,
+            fmt_rate(r.msgs_per_s),
+            fmt_rate(bytes),
+            match r.lost {
+                0 => String::new(),
+                n => format!(" ({n} lost by the subscriber)"),
+            }
+        );
+    }
+    out
+}
+
 /// The verdict line: did every shmbus configuration keep p99.99 and max under 1 ms in every repeat?
 pub fn verdict(rows: &[Row]) -> String {
     const LIMIT_NS: u64 = 1_000_000;
@@ -192,8 +214,13 @@ pub fn verdict(rows: &[Row]) -> String {
         .filter(|r| r.worst_p99_99 >= LIMIT_NS || r.worst_max >= LIMIT_NS)
         .map(|r| {
             let s = &r.spec;
+            let fan = if s.subscribers > 1 {
+                format!(" 1->{}", s.subscribers)
+            } else {
+                String::new()
+            };
             format!(
-                "{} {} {} (p99.99 {}, max {})",
+                "{}{fan} {} {} (p99.99 {}, max {})",
                 s.scenario_label(),
                 s.mode,
                 fmt_bytes(s.payload),
@@ -218,13 +245,14 @@ pub fn verdict(rows: &[Row]) -> String {
 /// `532ns`, `1.25µs`, `12.5µs`, `125µs`, `1.25ms`, `1.25s`.
 pub fn fmt_ns(ns: u64) -> String {
     let f = ns as f64;
+    // Each bound is where the rounded figure would need another digit (999.6µs is "1.00ms").
     match ns {
         0..1_000 => format!("{ns}ns"),
-        1_000..10_000 => format!("{:.2}µs", f / 1e3),
-        10_000..100_000 => format!("{:.1}µs", f / 1e3),
-        100_000..1_000_000 => format!("{:.0}µs", f / 1e3),
-        1_000_000..10_000_000 => format!("{:.2}ms", f / 1e6),
-        10_000_000..1_000_000_000 => format!("{:.1}ms", f / 1e6),
+        1_000..9_995 => format!("{:.2}µs", f / 1e3),
+        9_995..99_950 => format!("{:.1}µs", f / 1e3),
+        99_950..999_500 => format!("{:.0}µs", f / 1e3),
+        999_500..9_995_000 => format!("{:.2}ms", f / 1e6),
+        9_995_000..999_950_000 => format!("{:.1}ms", f / 1e6),
         _ => format!("{:.2}s", f / 1e9),
     }
 }
@@ -241,8 +269,8 @@ pub fn fmt_bytes(b: usize) -> String {
 /// `950`, `12.3k`, `1.23M`.
 pub fn fmt_rate(r: f64) -> String {
     match r {
-        r if r >= 1e6 => format!("{:.2}M", r / 1e6),
-        r if r >= 1e3 => format!("{:.1}k", r / 1e3),
+        r if r >= 999_500.0 => format!("{:.2}M", r / 1e6),
+        r if r >= 999.5 => format!("{:.1}k", r / 1e3),
         r => format!("{r:.0}"),
     }
 }
@@ -257,6 +285,8 @@ mod tests {
         assert_eq!(fmt_ns(1_250), "1.25µs");
         assert_eq!(fmt_ns(125_000), "125µs");
         assert_eq!(fmt_ns(2_500_000), "2.50ms");
+        assert_eq!(fmt_ns(999_999), "1.00ms");
+        assert_eq!(fmt_ns(9_999), "10.0µs");
         assert_eq!(fmt_bytes(65536), "64KiB");
         assert_eq!(fmt_bytes(8), "8B");
         assert_eq!(fmt_rate(1_234_567.0), "1.23M");

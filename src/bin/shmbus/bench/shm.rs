@@ -180,7 +180,7 @@ impl Drop for SharedLine {
 /// and `word32` rely on.
 fn map(file: &File) -> io::Result<MmapRaw> {
     let map = MmapOptions::new().len(LEN).populate().map_raw(file)?;
-    if map.len() < LEN || (map.as_mut_ptr() as usize) % 8 != 0 {
+    if map.len() < LEN || !(map.as_mut_ptr() as usize).is_multiple_of(8) {
         return Err(io::Error::other("unexpected mapping geometry"));
     }
     Ok(map)

@@ -1,0 +1,201 @@
+//! Options of `shmbus bench`: parsing, `--quick` defaults and checks.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::Result;
+use super::msg;
+use super::plan::{Mode, Selection, Transport};
+use super::workload::Limits;
+
+/// Options of `shmbus bench`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Scenarios: pingpong (64 B, every transport and mode), sweep (ping-pong at \
+    each other --payload), open-loop (each --rate), stream (as fast as possible), fanout (one \
+    publisher to each --subscribers count). The floor is always measured (unless --transport leaves \
+    it out): it is the reference of the p50/floor column."
+)]
+pub struct BenchArgs {
+    /// Short run for CI: 100 ms per run and one repeat unless given (whole run well under 30 s).
+    #[arg(long)]
+    pub quick: bool,
+    /// Measuring time of each run, after a warm-up of a tenth of it (e.g. `1s`, `250ms`)
+    /// [default: 1s, 100ms with --quick].
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Runs of each configuration [default: 3, 1 with --quick].
+    #[arg(long)]
+    pub repeat: Option<u32>,
+    /// Open-loop rates in messages per second (comma list).
+    #[arg(long, value_delimiter = ',', default_values_t = [100_000u64, 1_000])]
+    pub rate: Vec<u64>,
+    /// Ping-pong payload sweep sizes in bytes (comma list; `1KiB`, `64k` accepted).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_values = ["8", "64", "1KiB", "64KiB"])]
+    pub payload: Vec<usize>,
+    /// Fanout subscriber counts (comma list).
+    #[arg(long, value_delimiter = ',', default_values_t = [2usize, 4])]
+    pub subscribers: Vec<usize>,
+    /// Fanout publishing rate in messages per second.
+    #[arg(long, default_value_t = 10_000)]
+    pub fanout_rate: u64,
+    /// shmbus wait modes (comma list) [default: all; the sweep uses spin unless given].
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub mode: Vec<Mode>,
+    /// CPUs to pin to: the initiator/publisher's first, then the other processes' [default: the
+    /// first two this process may use].
+    #[arg(long, value_delimiter = ',')]
+    pub cpus: Option<Vec<usize>>,
+    /// Run only these scenarios (repeatable or comma list).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub only: Vec<Selection>,
+    /// Measure only these transports (repeatable or comma list).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub transport: Vec<Transport>,
+    /// Write the results as JSON (schema 1) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write one HdrHistogram percentile-distribution file (values in µs) per configuration to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub hdr: Option<PathBuf>,
+    /// Write an SVG plot of the percentile curves to FILE.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Spin phase of the spin-then-park mode (e.g. `50us`).
+    #[arg(long, value_parser = parse_duration, default_value = "50us")]
+    pub spin: Duration,
+    /// Most messages (or round trips) measured per run.
+    #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
+    pub max_count: u64,
+}
+
+/// The options once defaults are applied.
+pub struct Settings {
+    /// Count and time bounds of each run.
+    pub limits: Limits,
+    /// Runs of each configuration.
+    pub repeat: u32,
+    /// shmbus wait modes of every scenario but the sweep.
+    pub modes: Vec<Mode>,
+    /// shmbus wait modes of the payload sweep.
+    pub sweep_modes: Vec<Mode>,
+}
+
+impl BenchArgs {
+    /// Applies the defaults (`--quick` shortens runs and repeats) and checks the options.
+    ///
+    /// # Errors
+    /// An option that cannot give a meaningful run.
+    pub fn settings(&self) -> Result<Settings> {
+        let (duration, repeat) = match self.quick {
+            true => (Duration::from_millis(100), 1),
+            false => (Duration::from_secs(1), 3),
+        };
+        let all = vec![Mode::Spin, Mode::Park, Mode::SpinThenPark];
+        let settings = Settings {
+            limits: Limits {
+                duration: self.duration.unwrap_or(duration),
+                max_count: self.max_count,
+            },
+            repeat: self.repeat.unwrap_or(repeat),
+            modes: if self.mode.is_empty() {
+                all
+            } else {
+                self.mode.clone()
+            },
+            sweep_modes: if self.mode.is_empty() {
+                vec![Mode::Spin]
+            } else {
+                self.mode.clone()
+            },
+        };
+        self.validate(&settings)?;
+        Ok(settings)
+    }
+
+    /// Rejects options that cannot give a meaningful run.
+    fn validate(&self, s: &Settings) -> Result<()> {
+        if s.limits.duration.is_zero() || s.repeat == 0 {
+            return Err("--duration and --repeat must be positive".into());
+        }
+        if let Some(&p) = self
+            .payload
+            .iter()
+            .find(|&&p| !(msg::MIN_PINGPONG..=16 << 20).contains(&p))
+        {
+            return Err(format!("--payload {p}: must be 8 B to 16 MiB").into());
+        }
+        if self.rate.contains(&0) || self.fanout_rate == 0 {
+            return Err("rates must be positive".into());
+        }
+        if let Some(&n) = self.subscribers.iter().find(|&&n| !(1..=64).contains(&n)) {
+            return Err(format!("--subscribers {n}: must be 1 to 64").into());
+        }
+        Ok(())
+    }
+}
+
+/// Parses `1s`, `250ms`, `50us`, `2.5s`, `100ns`, `1m` (a bare number is seconds).
+fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?}"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "ns" => 1e-9,
+        "m" | "min" => 60.0,
+        u => return Err(format!("unknown unit {u:?} (use ns, us, ms, s, m)")),
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// Parses `64`, `1KiB`, `1k`, `64KiB`, `1MiB`, `1M` (powers of two).
+fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: usize = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a size: {s:?}"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        u => return Err(format!("unknown unit {u:?} (use B, KiB, MiB)")),
+    };
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("50us"), Ok(Duration::from_micros(50)));
+        assert!(parse_duration("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("1k"), Ok(1024));
+        assert_eq!(parse_size("8"), Ok(8));
+        assert!(parse_size("x").is_err());
+    }
+}

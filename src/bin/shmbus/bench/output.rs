@@ -1,0 +1,119 @@
+//! What `shmbus bench` prints and writes: header, table and verdict, JSON, HDR files, plot.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use super::Result;
+use super::args::{BenchArgs, Settings};
+use super::machine::Machine;
+use super::plan::RunSpec;
+use super::report::{self, RunRecord};
+use super::{hist, json, plot};
+
+/// Prints what is about to run and on what.
+pub fn print_header(m: &Machine, plan: &[RunSpec], settings: &Settings, notes: &[String]) {
+    let (limits, repeat) = (&settings.limits, settings.repeat);
+    let per_run = (limits.duration + limits.warmup()).as_secs_f64() + 0.05;
+    println!(
+        "shmbus bench: {} configurations x {repeat} repeats, {:?} per run (about {:.0} s)",
+        plan.len(),
+        limits.duration,
+        per_run * (plan.len() * repeat as usize) as f64
+    );
+    println!(
+        "machine: {}, {} CPUs, {}, clocksource {}, clock read {:.1} ns",
+        m.cpu, m.cores, m.kernel, m.clocksource, m.clock_read_ns
+    );
+    match m.cpus.as_slice() {
+        [first, rest @ ..] if !rest.is_empty() => println!(
+            "cpus: initiator/publisher on CPU {first}, others on CPU {:?}; SMT siblings: {}",
+            rest,
+            m.smt_siblings
+                .map_or("unknown", |s| if s { "yes (shared core)" } else { "no" })
+        ),
+        _ => println!("cpus: not pinned (fewer than two CPUs available)"),
+    }
+    for note in notes {
+        println!("note: {note}");
+    }
+    let _ = std::io::stdout().flush();
+}
+
+/// How to read the table.
+const LEGEND: &str = "\
+p50..p99.99, msgs/s: median of the repeats; p50 range: lowest-highest repeat p50; max: worst repeat
+pingpong:           one-way = round trip / 2 (one process, one clock); msgs/s = round trips/s
+open-loop, fanout:  receive time - intended send time (coordinated omission counted)
+stream:             receive time - send time (mostly queueing); msgs/s = deliveries/s";
+
+/// Prints the table, the verdict and the failures.
+pub fn print_results(m: &Machine, rows: &[report::Row], failures: &[String]) {
+    println!();
+    print!("{}", report::table(rows));
+    println!();
+    let throughput = report::throughput(rows);
+    if !throughput.is_empty() {
+        println!("{throughput}");
+    }
+    println!("{LEGEND}");
+    println!(
+        "pinned: {}",
+        if m.pinned {
+            "yes, every process on its CPU"
+        } else {
+            "no"
+        }
+    );
+    println!("{}", report::verdict(rows));
+    for f in failures {
+        println!("FAILED: {f}");
+    }
+}
+
+/// Writes `--json`, `--hdr` and `--plot`.
+pub fn write_outputs(
+    args: &BenchArgs,
+    m: &Machine,
+    records: &[RunRecord],
+    rows: &[report::Row],
+) -> Result<()> {
+    if let Some(path) = &args.json {
+        write_file(path, &json::render(m, records))?;
+    }
+    if let Some(dir) = &args.hdr {
+        fs::create_dir_all(dir).map_err(|e| format!("create {dir:?}: {e}"))?;
+        for r in rows {
+            write_file(
+                &dir.join(hdr_file_name(&r.spec)),
+                &hist::percentile_distribution(&r.merged, 1000.0),
+            )?;
+        }
+    }
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "shmbus bench: one-way latency by percentile ({}, {})",
+            m.cpu, m.kernel
+        );
+        write_file(path, &plot::render(rows, &title))?;
+    }
+    Ok(())
+}
+
+/// `pingpong-shmbus-spin-64B-1sub.hdr`, `open-loop-pipe-blocking-64B-1sub-1000ps.hdr`.
+fn hdr_file_name(s: &RunSpec) -> String {
+    let rate = s.rate.map_or(String::new(), |r| format!("-{r}ps"));
+    format!(
+        "{}-{}-{}-{}B-{}sub{rate}.hdr",
+        s.scenario.as_str(),
+        s.transport.as_str(),
+        s.mode.as_str(),
+        s.payload,
+        s.subscribers
+    )
+}
+
+/// Writes `contents` to `path`, naming the path in the error.
+fn write_file(path: &Path, contents: &str) -> Result<()> {
+    fs::write(path, contents).map_err(|e| format!("write {path:?}: {e}").into())
+}
