@@ -281,7 +281,7 @@ impl Subscriber {
                 }
                 Peek::NotYet { stamp } | Peek::Writing { stamp } => {
                     self.empty_polls = self.empty_polls.wrapping_add(1);
-                    if check_stuck || self.empty_polls % STUCK_CHECK_EVERY == 0 {
+                    if check_stuck || self.empty_polls.is_multiple_of(STUCK_CHECK_EVERY) {
                         self.check_stuck(seq, stamp);
                     }
                     return Err(RecvError::Empty);
