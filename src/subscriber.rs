@@ -427,8 +427,8 @@ impl Subscriber {
             WaitStrategy::Park => Some(Instant::now()),
             WaitStrategy::SpinThenPark { spin } => Some(Instant::now() + spin),
         };
-        // Spin phase: poll, and read the clock every 64 polls.
-        loop {
+        // Spin phase (not for Park): poll, and read the clock every 64 polls.
+        while !matches!(self.wait, WaitStrategy::Park) {
             for _ in 0..64 {
                 std::hint::spin_loop();
                 match attempt(self, false) {

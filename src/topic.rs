@@ -25,11 +25,14 @@ pub enum Delivery {
     #[default]
     Lossy,
     /// Publishers never overwrite a message that a live subscriber has not read: when the ring is
-    /// full they wait (up to [`PublisherConfig::timeout`](crate::PublisherConfig)) or, in the
-    /// `try_` forms, return [`PublishError::WouldBlock`](crate::PublishError::WouldBlock).
-    /// Subscribers may borrow messages in place ([`Subscriber::recv_borrow_timeout`]
-    /// (crate::Subscriber::recv_borrow_timeout)). A subscriber whose process dies is evicted
-    /// within its liveness window; a slow live one is never evicted.
+    /// full they wait (up to [`PublisherConfig::timeout`]) or, in the `try_` forms, return
+    /// [`PublishError::WouldBlock`]. Subscribers may borrow messages in place
+    /// ([`Subscriber::recv_borrow_timeout`]). A subscriber whose process dies is evicted within
+    /// its liveness window; a slow live one is never evicted.
+    ///
+    /// [`PublisherConfig::timeout`]: crate::PublisherConfig::timeout
+    /// [`PublishError::WouldBlock`]: crate::PublishError::WouldBlock
+    /// [`Subscriber::recv_borrow_timeout`]: crate::Subscriber::recv_borrow_timeout
     Lossless,
 }
 

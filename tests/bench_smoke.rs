@@ -1,0 +1,407 @@
+//! Smoke test of `shmbus bench`: a `--quick` run of the real binary writes complete JSON, HDR
+//! files and a plot, and leaves nothing behind. It checks shape and consistency only, never speed.
+#![cfg(feature = "cli")]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longest the benchmark may run before the test kills it.
+const WATCHDOG: Duration = Duration::from_secs(120);
+
+const TRANSPORTS: [&str; 6] = ["shmbus", "floor", "futex", "pipe", "unix", "tcp"];
+const SCENARIOS: [&str; 4] = ["pingpong", "open-loop", "stream", "fanout"];
+const MODES: [&str; 4] = ["spin", "park", "spin-then-park", "blocking"];
+const RUN_KEYS: [&str; 16] = [
+    "scenario",
+    "transport",
+    "mode",
+    "payload_bytes",
+    "subscribers",
+    "rate_per_s",
+    "repeat",
+    "count",
+    "lost",
+    "p50_ns",
+    "p90_ns",
+    "p99_ns",
+    "p99_9_ns",
+    "p99_99_ns",
+    "max_ns",
+    "msgs_per_s",
+];
+
+/// Removes the test's directory when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn quick_bench_writes_complete_reports() {
+    let dir = TempDir(std::env::temp_dir().join(format!("shmbus-smoke-{}", std::process::id())));
+    fs::create_dir_all(&dir.0).unwrap();
+    let (json_path, hdr_dir, svg) = (dir.0.join("b.json"), dir.0.join("hdr"), dir.0.join("b.svg"));
+    let stdout = fs::File::create(dir.0.join("stdout.txt")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shmbus"))
+        .args([
+            "bench",
+            "--quick",
+            "--duration",
+            "50ms",
+            "--payload",
+            "8,1KiB",
+        ])
+        .args(["--rate", "20000,1000", "--json"])
+        .arg(&json_path)
+        .arg("--hdr")
+        .arg(&hdr_dir)
+        .arg("--plot")
+        .arg(&svg)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .spawn()
+        .unwrap();
+    let bench_pid = child.id();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > WATCHDOG {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("shmbus bench --quick still running after {WATCHDOG:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = fs::read_to_string(dir.0.join("stdout.txt")).unwrap();
+    assert!(status.success(), "bench failed ({status}):\n{out}");
+    assert!(out.contains("verdict:"), "no verdict line:\n{out}");
+
+    let doc = json::parse(&fs::read_to_string(&json_path).unwrap()).expect("valid JSON");
+    check_machine(doc.get("machine").expect("machine"));
+    assert_eq!(doc.get("schema").and_then(json::Value::as_f64), Some(1.0));
+    let runs = doc
+        .get("runs")
+        .and_then(json::Value::as_array)
+        .expect("runs array");
+    assert!(!runs.is_empty());
+    for run in runs {
+        check_run(run);
+    }
+    for t in TRANSPORTS {
+        assert!(runs.iter().any(|r| r.str("transport") == t), "no {t} run");
+    }
+    for s in SCENARIOS {
+        assert!(runs.iter().any(|r| r.str("scenario") == s), "no {s} run");
+    }
+
+    check_hdr_files(&hdr_dir);
+    let plot = fs::read_to_string(&svg).unwrap();
+    assert!(plot.starts_with("<svg") && plot.trim_end().ends_with("</svg>"));
+    assert!(plot.contains("99.99%") && plot.contains("shmbus/"));
+    assert_nothing_left(bench_pid);
+}
+
+fn check_machine(m: &json::Value) {
+    for key in ["cpu", "kernel", "clocksource"] {
+        assert!(!m.str(key).is_empty(), "machine.{key}");
+    }
+    assert!(m.num("cores") >= 1.0);
+    assert!(m.num("clock_read_ns") > 0.0);
+    assert!(matches!(m.get("pinned"), Some(json::Value::Bool(_))));
+    assert!(matches!(
+        m.get("smt_siblings"),
+        Some(json::Value::Bool(_) | json::Value::Null)
+    ));
+}
+
+fn check_run(r: &json::Value) {
+    for key in RUN_KEYS {
+        assert!(r.get(key).is_some(), "run without {key}: {r:?}");
+    }
+    assert!(TRANSPORTS.contains(&r.str("transport")), "{r:?}");
+    assert!(SCENARIOS.contains(&r.str("scenario")), "{r:?}");
+    assert!(MODES.contains(&r.str("mode")), "{r:?}");
+    assert!(r.num("count") > 0.0, "empty run: {r:?}");
+    assert!(r.num("payload_bytes") >= 8.0 && r.num("subscribers") >= 1.0);
+    assert!(r.num("msgs_per_s") > 0.0, "{r:?}");
+    let rate = r.get("rate_per_s").unwrap();
+    let has_rate = matches!(r.str("scenario"), "open-loop" | "fanout");
+    assert_eq!(matches!(rate, json::Value::Num(_)), has_rate, "{r:?}");
+    let p: Vec<f64> = [
+        "p50_ns",
+        "p90_ns",
+        "p99_ns",
+        "p99_9_ns",
+        "p99_99_ns",
+        "max_ns",
+    ]
+    .iter()
+    .map(|k| r.num(k))
+    .collect();
+    assert!(p[0] > 0.0, "{r:?}");
+    assert!(
+        p.windows(2).all(|w| w[0] <= w[1]),
+        "percentiles out of order: {r:?}"
+    );
+}
+
+fn check_hdr_files(dir: &Path) {
+    let files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files.len() >= 6, "{files:?}");
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap();
+        assert!(
+            text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"),
+            "{f:?}"
+        );
+        assert!(text.contains("#[Max     ="), "{f:?}");
+    }
+}
+
+/// No shared-memory object, FIFO or socket directory of the benchmark's pid survives it.
+fn assert_nothing_left(pid: u32) {
+    let needle = format!("bench-{pid}-");
+    let left: Vec<String> = fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .chain(fs::read_dir(std::env::temp_dir()).into_iter().flatten())
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(&needle))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// A minimal JSON reader, enough to check the report's shape.
+mod json {
+    /// A parsed JSON value.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Value {
+        Null,
+        Bool(bool),
+        Num(f64),
+        Str(String),
+        Arr(Vec<Value>),
+        Obj(Vec<(String, Value)>),
+    }
+
+    impl Value {
+        /// The member `key` of an object.
+        pub fn get(&self, key: &str) -> Option<&Value> {
+            match self {
+                Value::Obj(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+                _ => None,
+            }
+        }
+
+        pub fn as_f64(&self) -> Option<f64> {
+            match self {
+                Value::Num(n) => Some(*n),
+                _ => None,
+            }
+        }
+
+        pub fn as_array(&self) -> Option<&[Value]> {
+            match self {
+                Value::Arr(a) => Some(a),
+                _ => None,
+            }
+        }
+
+        /// The string member `key` (panics if missing: this is a test).
+        pub fn str(&self, key: &str) -> &str {
+            match self.get(key) {
+                Some(Value::Str(s)) => s,
+                other => panic!("{key} is not a string: {other:?}"),
+            }
+        }
+
+        /// The number member `key` (panics if missing).
+        pub fn num(&self, key: &str) -> f64 {
+            self.get(key)
+                .and_then(Value::as_f64)
+                .unwrap_or_else(|| panic!("{key} is not a number"))
+        }
+    }
+
+    /// Parses a whole document.
+    pub fn parse(text: &str) -> Result<Value, String> {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let v = p.value()?;
+        p.ws();
+        match p.i == p.s.len() {
+            true => Ok(v),
+            false => Err(format!("trailing data at {}", p.i)),
+        }
+    }
+
+    struct Parser<'a> {
+        s: &'a [u8],
+        i: usize,
+    }
+
+    impl Parser<'_> {
+        fn ws(&mut self) {
+            while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+                self.i += 1;
+            }
+        }
+
+        fn eat(&mut self, c: u8) -> Result<(), String> {
+            self.ws();
+            match self.s.get(self.i) {
+                Some(&b) if b == c => {
+                    self.i += 1;
+                    Ok(())
+                }
+                other => Err(format!(
+                    "expected {:?} at {}, got {other:?}",
+                    c as char, self.i
+                )),
+            }
+        }
+
+        fn literal(&mut self, word: &str, v: Value) -> Result<Value, String> {
+            match self.s[self.i..].starts_with(word.as_bytes()) {
+                true => {
+                    self.i += word.len();
+                    Ok(v)
+                }
+                false => Err(format!("bad literal at {}", self.i)),
+            }
+        }
+
+        fn value(&mut self) -> Result<Value, String> {
+            self.ws();
+            match self.s.get(self.i).copied() {
+                Some(b'{') => self.object(),
+                Some(b'[') => self.array(),
+                Some(b'"') => self.string().map(Value::Str),
+                Some(b't') => self.literal("true", Value::Bool(true)),
+                Some(b'f') => self.literal("false", Value::Bool(false)),
+                Some(b'n') => self.literal("null", Value::Null),
+                Some(c) if c == b'-' || c.is_ascii_digit() => self.number(),
+                other => Err(format!("unexpected {other:?} at {}", self.i)),
+            }
+        }
+
+        fn object(&mut self) -> Result<Value, String> {
+            self.eat(b'{')?;
+            let mut members = Vec::new();
+            self.ws();
+            if self.s.get(self.i) == Some(&b'}') {
+                self.i += 1;
+                return Ok(Value::Obj(members));
+            }
+            loop {
+                self.ws();
+                let k = self.string()?;
+                self.eat(b':')?;
+                members.push((k, self.value()?));
+                self.ws();
+                match self.s.get(self.i) {
+                    Some(b',') => self.i += 1,
+                    Some(b'}') => {
+                        self.i += 1;
+                        return Ok(Value::Obj(members));
+                    }
+                    _ => return Err(format!("bad object at {}", self.i)),
+                }
+            }
+        }
+
+        fn array(&mut self) -> Result<Value, String> {
+            self.eat(b'[')?;
+            let mut items = Vec::new();
+            self.ws();
+            if self.s.get(self.i) == Some(&b']') {
+                self.i += 1;
+                return Ok(Value::Arr(items));
+            }
+            loop {
+                items.push(self.value()?);
+                self.ws();
+                match self.s.get(self.i) {
+                    Some(b',') => self.i += 1,
+                    Some(b']') => {
+                        self.i += 1;
+                        return Ok(Value::Arr(items));
+                    }
+                    _ => return Err(format!("bad array at {}", self.i)),
+                }
+            }
+        }
+
+        fn string(&mut self) -> Result<String, String> {
+            self.eat(b'"')?;
+            let mut out = String::new();
+            loop {
+                let c = *self.s.get(self.i).ok_or("unterminated string")?;
+                self.i += 1;
+                match c {
+                    b'"' => return Ok(out),
+                    b'\\' => {
+                        let e = *self.s.get(self.i).ok_or("bad escape")?;
+                        self.i += 1;
+                        match e {
+                            b'u' => {
+                                let hex = std::str::from_utf8(&self.s[self.i..self.i + 4])
+                                    .map_err(|e| e.to_string())?;
+                                let code =
+                                    u32::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
+                                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                                self.i += 4;
+                            }
+                            b'n' => out.push('\n'),
+                            b't' => out.push('\t'),
+                            b'r' => out.push('\r'),
+                            b'b' => out.push('\u{8}'),
+                            b'f' => out.push('\u{c}'),
+                            other => out.push(other as char),
+                        }
+                    }
+                    c if c < 0x20 => return Err("control character in string".into()),
+                    _ => {
+                        // Copy the whole UTF-8 sequence that starts here.
+                        let start = self.i - 1;
+                        while self.i < self.s.len() && (self.s[self.i] & 0xc0) == 0x80 {
+                            self.i += 1;
+                        }
+                        out.push_str(
+                            std::str::from_utf8(&self.s[start..self.i])
+                                .map_err(|e| e.to_string())?,
+                        );
+                    }
+                }
+            }
+        }
+
+        fn number(&mut self) -> Result<Value, String> {
+            let start = self.i;
+            while self.i < self.s.len()
+                && matches!(
+                    self.s[self.i],
+                    b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                )
+            {
+                self.i += 1;
+            }
+            let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
+            text.parse()
+                .map(Value::Num)
+                .map_err(|_| format!("bad number {text:?}"))
+        }
+    }
+}
