@@ -331,7 +331,8 @@ impl Segment {
     pub fn arena_range(&self, offset: u64, len: u64) -> Option<NonNull<u8>> {
         let end = offset.checked_add(len)?;
         let arena_end = self.geom.arena_offset + self.geom.arena_size;
-        if offset < self.geom.arena_offset || end > arena_end || !offset.is_multiple_of(LINE as u64) {
+        if offset < self.geom.arena_offset || end > arena_end || !offset.is_multiple_of(LINE as u64)
+        {
             return None;
         }
         // SAFETY: offset < arena_end <= total_size = mapping length, checked just above.

@@ -25,7 +25,10 @@ pub fn profile_dir() -> PathBuf {
 fn build_c_libraries(dir: &Path) {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
-        let profile = dir.file_name().and_then(|p| p.to_str()).expect("profile dir");
+        let profile = dir
+            .file_name()
+            .and_then(|p| p.to_str())
+            .expect("profile dir");
         let target = dir.parent().expect("target dir");
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["build", "--quiet", "-p", "shmbus-ffi", "--lib"])

@@ -158,7 +158,7 @@ impl Pacer {
 fn parse_hex(s: &str) -> Result<Vec<u8>, CliError> {
     let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     let t = t.strip_prefix("0x").unwrap_or(&t);
-    if t.len() % 2 != 0 {
+    if !t.len().is_multiple_of(2) {
         return fail("--hex MESSAGE must have an even number of hex digits");
     }
     (0..t.len())
