@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 use serde_json::{Value, json};
-use shmbus::{Bus, BusConfig, BusError, TopicConfig};
+use shmbus::{Bus, BusConfig, BusError, Delivery, TopicConfig};
 
 use super::ls::join_pids;
 use super::procs::{BusReport, State, Unreadable, scan_mappings};
@@ -25,15 +25,31 @@ pub struct TopicSpec {
     pub slots: u32,
     /// Largest message in bytes.
     pub payload_size: u32,
+    /// Delivery mode.
+    pub delivery: Delivery,
 }
 
-/// Parses `NAME:SLOTS:BYTES` (BYTES may have a K/M suffix).
+/// Parses `NAME:SLOTS:BYTES[:lossless|:lossy]` (BYTES may have a K/M suffix; topic names never
+/// contain ':').
 pub fn parse_topic_spec(s: &str) -> Result<TopicSpec, String> {
-    let mut parts = s.rsplitn(3, ':');
-    let (Some(bytes), Some(slots), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!(
-            "{s:?}: expected NAME:SLOTS:BYTES (e.g. sensors/imu:4096:512)"
-        ));
+    let parts: Vec<&str> = s.split(':').collect();
+    let (name, slots, bytes, mode) = match parts[..] {
+        [name, slots, bytes] => (name, slots, bytes, "lossy"),
+        [name, slots, bytes, mode] => (name, slots, bytes, mode),
+        _ => {
+            return Err(format!(
+                "{s:?}: expected NAME:SLOTS:BYTES[:lossless] (e.g. sensors/imu:4096:512)"
+            ));
+        }
+    };
+    let delivery = match mode {
+        "lossy" => Delivery::Lossy,
+        "lossless" => Delivery::Lossless,
+        other => {
+            return Err(format!(
+                "{s:?}: delivery {other:?} is not lossy or lossless"
+            ));
+        }
     };
     let slots = slots
         .parse::<u32>()
@@ -45,6 +61,7 @@ pub fn parse_topic_spec(s: &str) -> Result<TopicSpec, String> {
         name: name.to_owned(),
         slots,
         payload_size,
+        delivery,
     })
 }
 
@@ -68,8 +85,8 @@ pub struct CreateArgs {
     /// Capacity of the topic table.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_topics: u32,
-    /// Create a topic: NAME:SLOTS:BYTES (slots a power of two; repeat for several).
-    #[arg(long = "topic", value_name = "NAME:SLOTS:BYTES", value_parser = parse_topic_spec)]
+    /// Create a topic: NAME:SLOTS:BYTES[:lossless] (slots a power of two; repeat for several).
+    #[arg(long = "topic", value_name = "NAME:SLOTS:BYTES[:lossless]", value_parser = parse_topic_spec)]
     pub topics: Vec<TopicSpec>,
 }
 
@@ -94,6 +111,7 @@ pub fn run_create(args: &CreateArgs) -> CliResult {
         let tc = TopicConfig {
             slots: t.slots,
             payload_size: t.payload_size,
+            delivery: t.delivery,
             ..Default::default()
         };
         match bus.topic_with(&t.name, &tc) {
@@ -445,9 +463,15 @@ mod tests {
             Ok(TopicSpec {
                 name: "sensors/imu".into(),
                 slots: 4096,
-                payload_size: 1024
+                payload_size: 1024,
+                delivery: Delivery::Lossy,
             })
         );
+        assert_eq!(
+            parse_topic_spec("cmd:8:64:lossless").map(|t| t.delivery),
+            Ok(Delivery::Lossless)
+        );
+        assert!(parse_topic_spec("cmd:8:64:maybe").is_err());
         assert!(parse_topic_spec("imu:4096").is_err());
         assert!(parse_topic_spec("imu:x:12").is_err());
     }

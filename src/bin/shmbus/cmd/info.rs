@@ -135,6 +135,7 @@ fn snapshot(bus: &Bus, only: Option<&str>) -> Result<Snapshot, CliError> {
 fn delivery_name(d: Delivery) -> &'static str {
     match d {
         Delivery::Lossy => "lossy",
+        Delivery::Lossless => "lossless",
         _ => "other",
     }
 }
@@ -161,6 +162,8 @@ fn to_json(s: &Snapshot, r: Option<&Rates>) -> Value {
                 "repaired": t.repaired,
                 "sleepers": t.sleepers,
                 "wakes": t.wakes,
+                "backpressure": t.backpressure,
+                "evicted": t.evicted,
                 "publishers": t.publishers.iter().map(|p| {
                     let mut o = json!({
                         "id": p.id, "pid": p.pid, "alive": p.alive,
@@ -247,6 +250,8 @@ fn render(s: &Snapshot, r: Option<&Rates>) -> String {
         ("REPAIRED", Align::Right),
         ("SLEEPERS", Align::Right),
         ("WAKES", Align::Right),
+        ("BACKPRESS", Align::Right),
+        ("EVICTED", Align::Right),
     ];
     if r.is_some() {
         cols.push(("MSG/S", Align::Right));
@@ -268,6 +273,8 @@ fn render(s: &Snapshot, r: Option<&Rates>) -> String {
             ts.repaired.to_string(),
             ts.sleepers.to_string(),
             ts.wakes.to_string(),
+            ts.backpressure.to_string(),
+            ts.evicted.to_string(),
         ];
         if let Some(r) = r {
             row.push(
