@@ -16,7 +16,8 @@
 
 /**
  * The outcome of a call. `SHMBUS_RESULT_OK` is 0; every other value is a reason for failure
- * (or, for `EMPTY`, `TIMEOUT` and `LOST`, a receive that returned no message).
+ * (or, for `EMPTY`, `TIMEOUT` and `LOST`, a receive that returned no message, and for
+ * `WOULD_BLOCK`, a `try_` publish that found a lossless ring full).
  *
  * The numbers are fixed and never reused: new codes get new numbers, retired codes stay
  * reserved. Codes are grouped: 1-9 the C API itself, 10-29 bus, 30-39 topic, 40-49 publish,
@@ -47,6 +48,15 @@ typedef enum shmbus_result {
    * The loan was already committed or aborted.
    */
   SHMBUS_RESULT_LOAN_INACTIVE = 5,
+  /**
+   * The subscriber has a borrowed sample: release it (`shmbus_subscriber_release`) before
+   * receiving again.
+   */
+  SHMBUS_RESULT_SAMPLE_OUTSTANDING = 6,
+  /**
+   * `shmbus_subscriber_release` was called with no borrowed sample outstanding.
+   */
+  SHMBUS_RESULT_NO_SAMPLE = 7,
   /**
    * An error without a code of its own (a newer core error); see the message.
    */
@@ -124,6 +134,11 @@ typedef enum shmbus_result {
    */
   SHMBUS_RESULT_LOCK_TIMEOUT = 35,
   /**
+   * The topic exists with the other delivery mode (lossy or lossless) than the
+   * `shmbus_topic_config` given.
+   */
+  SHMBUS_RESULT_DELIVERY_MISMATCH = 36,
+  /**
    * The message (or loan) is larger than the topic's `payload_size`; nothing was published.
    */
   SHMBUS_RESULT_TOO_LARGE = 40,
@@ -131,6 +146,16 @@ typedef enum shmbus_result {
    * Reserved for typed loans (a type that does not fit a slot); not returned by the C API.
    */
   SHMBUS_RESULT_BAD_TYPE = 41,
+  /**
+   * Lossless topic, `try_` form: the ring is full (the slowest subscriber has not read the
+   * message a whole ring back). Nothing was published; try again later.
+   */
+  SHMBUS_RESULT_WOULD_BLOCK = 42,
+  /**
+   * Lossless topic: the ring stayed full for the publisher's whole timeout
+   * (`shmbus_publisher_config.timeout_ns`). Nothing was published.
+   */
+  SHMBUS_RESULT_PUBLISH_TIMEOUT = 43,
   /**
    * No message is available now (`shmbus_subscriber_try_recv`).
    */
@@ -150,6 +175,10 @@ typedef enum shmbus_result {
    * `shmbus_subscriber_capacity` bytes always suffices.
    */
   SHMBUS_RESULT_BUFFER_TOO_SMALL = 53,
+  /**
+   * Borrowing in place needs a lossless topic; this one is lossy (use the copying receives).
+   */
+  SHMBUS_RESULT_NOT_LOSSLESS = 54,
 } shmbus_result;
 
 /**
@@ -185,6 +214,25 @@ typedef enum shmbus_start {
 } shmbus_start;
 
 /**
+ * How messages are delivered on a topic (values for `shmbus_topic_config.delivery`).
+ */
+typedef enum shmbus_delivery {
+  /**
+   * Publishers never wait; a subscriber that falls a whole ring behind loses the oldest
+   * messages and is told exactly which (`SHMBUS_RESULT_LOST`). The default.
+   */
+  SHMBUS_DELIVERY_LOSSY = 0,
+  /**
+   * Publishers never overwrite a message a live subscriber has not read: on a full ring
+   * they wait (up to `shmbus_publisher_config.timeout_ns`, then `PUBLISH_TIMEOUT`) or, in the
+   * `try_` forms, return `WOULD_BLOCK`. Subscribers may borrow messages in place
+   * (`shmbus_subscriber_try_recv_borrow`). A subscriber whose process died is evicted within
+   * the publisher's liveness window; a slow live one is never evicted.
+   */
+  SHMBUS_DELIVERY_LOSSLESS = 1,
+} shmbus_delivery;
+
+/**
  * A handle on a bus (a named shared-memory segment). Thread-safe: one handle may be used by
  * any number of threads at once. Free it with `shmbus_bus_free`; publishers and subscribers
  * made from it stay valid after it is freed.
@@ -212,11 +260,11 @@ typedef struct shmbus_publisher shmbus_publisher;
 typedef struct shmbus_subscriber shmbus_subscriber;
 
 /**
- * The geometry of a topic, fixed when the topic is created. Start from
+ * The geometry and delivery mode of a topic, fixed when the topic is created. Start from
  * `shmbus_topic_config_default()` and change the fields you need.
  *
- * Delivery is always lossy (publishers never wait; a slow subscriber is told what it lost):
- * the core has no lossless mode yet, so this struct has no field for it.
+ * `delivery` is a `uint32_t` so that any value C stores is safe to read; values outside
+ * `shmbus_delivery` give `SHMBUS_RESULT_INVALID_ARGUMENT`.
  */
 typedef struct shmbus_topic_config {
   /**
@@ -236,6 +284,11 @@ typedef struct shmbus_topic_config {
    * Most subscribers alive at once on the topic, 1..=4096. Default 64.
    */
   uint32_t max_subscribers;
+  /**
+   * A `shmbus_delivery`. Default `SHMBUS_DELIVERY_LOSSY`. Part of the topic's identity: a
+   * non-NULL config whose mode differs from an existing topic's gives `DELIVERY_MISMATCH`.
+   */
+  uint32_t delivery;
 } shmbus_topic_config;
 
 /**
@@ -272,6 +325,25 @@ typedef struct shmbus_bus_config {
 } shmbus_bus_config;
 
 /**
+ * Options of a publisher. Start from `shmbus_publisher_config_default()`. Both fields matter
+ * only on lossless topics (a lossy publisher never waits).
+ */
+typedef struct shmbus_publisher_config {
+  /**
+   * How long `shmbus_publisher_publish` and `shmbus_publisher_loan` wait for room in a full
+   * ring before they return `PUBLISH_TIMEOUT`, in ns. Default 1000000000 (1 s). 0 gives up at
+   * once (after one check for dead subscribers); the `try_` forms never wait whatever this is.
+   */
+  uint64_t timeout_ns;
+  /**
+   * How often a publisher blocked by a full ring checks whether the subscribers holding it
+   * back are still alive (evicting dead ones), in ns. 0 means the default, 100000000
+   * (100 ms). The first check is made as soon as the ring is found full.
+   */
+  uint64_t liveness_window_ns;
+} shmbus_publisher_config;
+
+/**
  * Options of a subscriber. Start from `shmbus_subscriber_config_default()`.
  *
  * The enum-valued fields are `uint32_t` so that any value C stores is safe to read; values
@@ -291,6 +363,13 @@ typedef struct shmbus_subscriber_config {
    * Default 50000 (50 µs). Ignored by the other strategies.
    */
   uint64_t spin_ns;
+  /**
+   * How long the next message may stay claimed but unwritten before this subscriber checks
+   * whether its publisher died (and skips the message, reported as lost, if so); a parked
+   * subscriber also wakes this often to make that check. In ns; at least 1 ms. 0 means the
+   * default, 100000000 (100 ms).
+   */
+  uint64_t liveness_window_ns;
 } shmbus_subscriber_config;
 
 /**
@@ -344,7 +423,7 @@ uint64_t shmbus_monotonic_ns(void);
 
 /**
  * The default bus configuration: 16 MiB, 64 topics, mode 0600, default topics of
- * 1024 slots × 256 bytes, 2 s open timeout, prefault on.
+ * 1024 slots × 256 bytes (lossy), 2 s open timeout, prefault on.
  *
  * # Safety
  * Always safe to call; `unsafe` only for uniformity with the rest of the API.
@@ -352,7 +431,8 @@ uint64_t shmbus_monotonic_ns(void);
 struct shmbus_bus_config shmbus_bus_config_default(void);
 
 /**
- * The default topic configuration: 1024 slots of 256 bytes, 16 publishers, 64 subscribers.
+ * The default topic configuration: 1024 slots of 256 bytes, 16 publishers, 64 subscribers,
+ * lossy delivery.
  *
  * # Safety
  * Always safe to call; `unsafe` only for uniformity with the rest of the API.
@@ -365,8 +445,8 @@ struct shmbus_topic_config shmbus_topic_config_default(void);
  * On success `*out` is a new handle owned by the caller: free it with `shmbus_bus_free`.
  * The bus itself stays until `shmbus_bus_remove` (or `shmbus rm`).
  *
- * Errors: `NULL_PARAMETER`, `INVALID_NAME`, `INVALID_CONFIG`, `ALREADY_EXISTS`,
- * `PERMISSION_DENIED`, `OUT_OF_SPACE`, `IO`.
+ * Errors: `NULL_PARAMETER`, `INVALID_ARGUMENT` (an unknown `default_topic.delivery`),
+ * `INVALID_NAME`, `INVALID_CONFIG`, `ALREADY_EXISTS`, `PERMISSION_DENIED`, `OUT_OF_SPACE`, `IO`.
  *
  * # Safety
  * * `name` is NULL or a NUL-terminated string.
@@ -382,8 +462,9 @@ enum shmbus_result shmbus_bus_create(const char *name,
  * are used (the size, topic count and mode are the creator's). On success `*out` is owned by
  * the caller: free it with `shmbus_bus_free`.
  *
- * Errors: `NULL_PARAMETER`, `INVALID_NAME`, `NOT_FOUND`, `VERSION_MISMATCH`,
- * `LAYOUT_MISMATCH`, `CORRUPT`, `CREATOR_DIED`, `NOT_INITIALIZED`, `PERMISSION_DENIED`, `IO`.
+ * Errors: `NULL_PARAMETER`, `INVALID_ARGUMENT`, `INVALID_NAME`, `NOT_FOUND`,
+ * `VERSION_MISMATCH`, `LAYOUT_MISMATCH`, `CORRUPT`, `CREATOR_DIED`, `NOT_INITIALIZED`,
+ * `PERMISSION_DENIED`, `IO`.
  *
  * # Safety
  * As `shmbus_bus_create`.
@@ -450,14 +531,26 @@ size_t shmbus_last_error_message(char *buf,
                                  size_t len);
 
 /**
- * Creates a publisher on `topic` (1..=64 bytes of `[A-Za-z0-9_./-]`). If the topic does not
- * exist it is created, with `*cfg` or, if `cfg` is NULL, the bus's default topic geometry. If
- * it exists, a non-NULL `cfg` must match its geometry (`GEOMETRY_MISMATCH` otherwise); a NULL
- * `cfg` accepts any. On success `*out` is owned by the caller: free it with
- * `shmbus_publisher_free` (it stays valid after the bus handle is freed).
+ * The default publisher configuration: 1 s timeout, 100 ms liveness window.
  *
- * Errors: `NULL_PARAMETER`, `INVALID_NAME`, `INVALID_CONFIG`, `GEOMETRY_MISMATCH`,
- * `TABLE_FULL`, `ARENA_FULL`, `LOCK_TIMEOUT`, `CORRUPT`, `PUBLISHER_TABLE_FULL`.
+ * # Safety
+ * Always safe to call; `unsafe` only for uniformity with the rest of the API.
+ */
+struct shmbus_publisher_config shmbus_publisher_config_default(void);
+
+/**
+ * Creates a publisher on `topic` (1..=64 bytes of `[A-Za-z0-9_./-]`) with the default
+ * `shmbus_publisher_config`: `shmbus_publisher_new_with(bus, topic, cfg, NULL, out)`.
+ *
+ * If the topic does not exist it is created, with `*cfg` or, if `cfg` is NULL, the bus's
+ * default topic configuration. If it exists, a non-NULL `cfg` must match its geometry
+ * (`GEOMETRY_MISMATCH` otherwise) and delivery mode (`DELIVERY_MISMATCH`); a NULL `cfg`
+ * accepts any. On success `*out` is owned by the caller: free it with `shmbus_publisher_free`
+ * (it stays valid after the bus handle is freed).
+ *
+ * Errors: `NULL_PARAMETER`, `INVALID_ARGUMENT` (an unknown `cfg->delivery`), `INVALID_NAME`,
+ * `INVALID_CONFIG`, `GEOMETRY_MISMATCH`, `DELIVERY_MISMATCH`, `TABLE_FULL`, `ARENA_FULL`,
+ * `LOCK_TIMEOUT`, `CORRUPT`, `PUBLISHER_TABLE_FULL`.
  *
  * # Safety
  * * `bus` is NULL or a live handle from `shmbus_bus_create`/`_open`/`_open_or_create`.
@@ -471,6 +564,25 @@ enum shmbus_result shmbus_publisher_new(const struct shmbus_bus *bus,
                                         struct shmbus_publisher **out);
 
 /**
+ * Creates a publisher on `topic` as `shmbus_publisher_new` does (`topic_cfg` is its `cfg`),
+ * with the options `*pub_cfg` (NULL means `shmbus_publisher_config_default()`). The options
+ * matter on lossless topics only: how long a publish waits for room in a full ring.
+ *
+ * Errors: those of `shmbus_publisher_new`.
+ *
+ * # Safety
+ * * `bus` is NULL or a live handle from `shmbus_bus_create`/`_open`/`_open_or_create`.
+ * * `topic` is NULL or a NUL-terminated string.
+ * * `topic_cfg` and `pub_cfg` are NULL or point to valid structs.
+ * * `out` is NULL or valid for one write.
+ */
+enum shmbus_result shmbus_publisher_new_with(const struct shmbus_bus *bus,
+                                             const char *topic,
+                                             const struct shmbus_topic_config *topic_cfg,
+                                             const struct shmbus_publisher_config *pub_cfg,
+                                             struct shmbus_publisher **out);
+
+/**
  * Frees a publisher (NULL is a no-op). An outstanding loan is aborted (subscribers skip it),
  * and its `shmbus_loan` pointer becomes invalid.
  *
@@ -482,9 +594,12 @@ void shmbus_publisher_free(struct shmbus_publisher *publisher);
 
 /**
  * Copies `len` bytes at `data` into the next slot and publishes them. On success `*out_seq`
- * (if `out_seq` is not NULL) is the message's sequence number. Never waits for subscribers.
+ * (if `out_seq` is not NULL) is the message's sequence number. On a lossy topic it never
+ * waits for subscribers. On a lossless topic whose ring is full (the slowest live subscriber
+ * is a whole ring behind) it waits for room, at most the publisher's `timeout_ns`.
  *
- * Errors: `NULL_PARAMETER`, `TOO_LARGE` (nothing published), `LOAN_OUTSTANDING`.
+ * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `PUBLISH_TIMEOUT` (lossless only), `LOAN_OUTSTANDING`.
+ * Nothing is published on error.
  *
  * # Safety
  * * `publisher` is NULL or a live handle, used by no other thread during the call.
@@ -497,13 +612,29 @@ enum shmbus_result shmbus_publisher_publish(struct shmbus_publisher *publisher,
                                             uint64_t *out_seq);
 
 /**
+ * As `shmbus_publisher_publish`, but never waits: on a full lossless ring it returns
+ * `WOULD_BLOCK` at once (nothing published; try again later). On a lossy topic it is
+ * `shmbus_publisher_publish`.
+ *
+ * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `WOULD_BLOCK`, `LOAN_OUTSTANDING`.
+ *
+ * # Safety
+ * As `shmbus_publisher_publish`.
+ */
+enum shmbus_result shmbus_publisher_try_publish(struct shmbus_publisher *publisher,
+                                                const uint8_t *data,
+                                                size_t len,
+                                                uint64_t *out_seq);
+
+/**
  * Claims the next slot for a message of `len` bytes and lends it for writing in place. On
  * success `*out_loan` points to the publisher's loan: get its bytes with `shmbus_loan_data`,
  * then call `shmbus_loan_commit` or `shmbus_loan_abort`. One loan at a time per publisher;
  * other calls on the publisher return `LOAN_OUTSTANDING` until the loan ends. Keep loans
- * short: subscribers deliver in order, so they wait for it before later messages.
+ * short: subscribers deliver in order, so they wait for it before later messages. On a full
+ * lossless ring it waits for room as `shmbus_publisher_publish` does.
  *
- * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `LOAN_OUTSTANDING`.
+ * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `PUBLISH_TIMEOUT` (lossless only), `LOAN_OUTSTANDING`.
  *
  * # Safety
  * * `publisher` is NULL or a live handle, used by no other thread during the call.
@@ -512,6 +643,19 @@ enum shmbus_result shmbus_publisher_publish(struct shmbus_publisher *publisher,
 enum shmbus_result shmbus_publisher_loan(struct shmbus_publisher *publisher,
                                          size_t len,
                                          struct shmbus_loan **out_loan);
+
+/**
+ * As `shmbus_publisher_loan`, but never waits: on a full lossless ring it returns
+ * `WOULD_BLOCK` at once (no loan). On a lossy topic it is `shmbus_publisher_loan`.
+ *
+ * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `WOULD_BLOCK`, `LOAN_OUTSTANDING`.
+ *
+ * # Safety
+ * As `shmbus_publisher_loan`.
+ */
+enum shmbus_result shmbus_publisher_try_loan(struct shmbus_publisher *publisher,
+                                             size_t len,
+                                             struct shmbus_loan **out_loan);
 
 /**
  * The largest message this publisher's topic takes, in bytes (`*out`).
@@ -577,7 +721,8 @@ enum shmbus_result shmbus_loan_commit(struct shmbus_loan *loan,
 enum shmbus_result shmbus_loan_abort(struct shmbus_loan *loan);
 
 /**
- * The default subscriber configuration: spin for 50 µs then park; start at the next message.
+ * The default subscriber configuration: spin for 50 µs then park; start at the next message;
+ * 100 ms liveness window.
  *
  * # Safety
  * Always safe to call; `unsafe` only for uniformity with the rest of the API.
@@ -586,13 +731,17 @@ struct shmbus_subscriber_config shmbus_subscriber_config_default(void);
 
 /**
  * Creates a subscriber on `topic`, creating the topic as `shmbus_publisher_new` does (with
- * `*topic_cfg`, or the bus default if `topic_cfg` is NULL). `sub_cfg` NULL means
+ * `*topic_cfg`, or the bus default if `topic_cfg` is NULL; a non-NULL `topic_cfg` must match an
+ * existing topic's geometry and delivery mode). `sub_cfg` NULL means
  * `shmbus_subscriber_config_default()`. On success `*out` is owned by the caller: free it with
  * `shmbus_subscriber_free` (it stays valid after the bus handle is freed).
  *
+ * On a lossless topic the new subscriber holds publishers back from the moment it is created:
+ * from then on no message it has not read is overwritten.
+ *
  * Errors: `NULL_PARAMETER`, `INVALID_ARGUMENT`, `INVALID_NAME`, `INVALID_CONFIG`,
- * `GEOMETRY_MISMATCH`, `TABLE_FULL`, `ARENA_FULL`, `LOCK_TIMEOUT`, `CORRUPT`,
- * `SUBSCRIBER_TABLE_FULL`.
+ * `GEOMETRY_MISMATCH`, `DELIVERY_MISMATCH`, `TABLE_FULL`, `ARENA_FULL`, `LOCK_TIMEOUT`,
+ * `CORRUPT`, `SUBSCRIBER_TABLE_FULL`.
  *
  * # Safety
  * * `bus` is NULL or a live handle from `shmbus_bus_create`/`_open`/`_open_or_create`.
@@ -607,7 +756,8 @@ enum shmbus_result shmbus_subscriber_new(const struct shmbus_bus *bus,
                                          struct shmbus_subscriber **out);
 
 /**
- * Frees a subscriber (NULL is a no-op).
+ * Frees a subscriber (NULL is a no-op). A borrowed sample is released first (its message
+ * counts as read), and its data pointer becomes invalid.
  *
  * # Safety
  * * `subscriber` is NULL or a handle from `shmbus_subscriber_new` that was not freed yet, and
@@ -617,6 +767,7 @@ void shmbus_subscriber_free(struct shmbus_subscriber *subscriber);
 
 /**
  * The largest message on the subscriber's topic (`*out`): a buffer this large always suffices.
+ * Works while a sample is borrowed.
  *
  * Errors: `NULL_PARAMETER`.
  *
@@ -632,7 +783,10 @@ enum shmbus_result shmbus_subscriber_capacity(const struct shmbus_subscriber *su
  * `*out_info` describes it and its `len` bytes are at the start of `buf`. On `LOST`, `*out_loss`
  * (if `out_loss` is not NULL) says which messages were lost; receive again for the next one.
  *
- * Errors: `NULL_PARAMETER`, `EMPTY`, `LOST`, `BUFFER_TOO_SMALL` (the message stays unread).
+ * Works on lossy and lossless topics (on a lossless one, the copied message counts as read).
+ *
+ * Errors: `NULL_PARAMETER`, `EMPTY`, `LOST`, `BUFFER_TOO_SMALL` (the message stays unread),
+ * `SAMPLE_OUTSTANDING`.
  *
  * # Safety
  * * `subscriber` is NULL or a live handle, used by no other thread during the call.
@@ -650,7 +804,7 @@ enum shmbus_result shmbus_subscriber_try_recv(struct shmbus_subscriber *subscrib
  * strategy. Otherwise as `shmbus_subscriber_try_recv` (it never returns `EMPTY`). Prefer
  * `shmbus_subscriber_recv_timeout`: a thread blocked here cannot be interrupted.
  *
- * Errors: `NULL_PARAMETER`, `LOST`, `BUFFER_TOO_SMALL`.
+ * Errors: `NULL_PARAMETER`, `LOST`, `BUFFER_TOO_SMALL`, `SAMPLE_OUTSTANDING`.
  *
  * # Safety
  * As `shmbus_subscriber_try_recv`.
@@ -665,7 +819,7 @@ enum shmbus_result shmbus_subscriber_recv(struct shmbus_subscriber *subscriber,
  * Receives the next message, waiting at most `timeout_ns` nanoseconds. Otherwise as
  * `shmbus_subscriber_try_recv`.
  *
- * Errors: `NULL_PARAMETER`, `TIMEOUT`, `LOST`, `BUFFER_TOO_SMALL`.
+ * Errors: `NULL_PARAMETER`, `TIMEOUT`, `LOST`, `BUFFER_TOO_SMALL`, `SAMPLE_OUTSTANDING`.
  *
  * # Safety
  * As `shmbus_subscriber_try_recv`.
@@ -676,6 +830,62 @@ enum shmbus_result shmbus_subscriber_recv_timeout(struct shmbus_subscriber *subs
                                                   uint64_t timeout_ns,
                                                   struct shmbus_message_info *out_info,
                                                   struct shmbus_loss *out_loss);
+
+/**
+ * Lossless topics: borrows the next message in place, without copying, if one is available
+ * now. On `OK`, `*out_data` points to the message's `*out_len` bytes inside the shared ring,
+ * and `*out_info` (if `out_info` is not NULL) describes it.
+ *
+ * The bytes are read-only and stay valid and unchanged until `shmbus_subscriber_release`
+ * (or `shmbus_subscriber_free`); do not use the pointer after that. Until then the message
+ * is not consumed: no publisher can overwrite its slot, so on a full ring publishers wait for
+ * it. Keep borrows short. One borrow at a time: every receive on this subscriber returns
+ * `SAMPLE_OUTSTANDING` until the release. No alignment is promised: `memcpy` structs out.
+ *
+ * On `LOST` (a publisher died while writing, so its message was skipped), `*out_loss` (if
+ * `out_loss` is not NULL) says which; nothing is borrowed, receive again for the next message.
+ *
+ * Errors: `NULL_PARAMETER`, `NOT_LOSSLESS` (a lossy topic: use the copying receives), `EMPTY`,
+ * `LOST`, `SAMPLE_OUTSTANDING`.
+ *
+ * # Safety
+ * * `subscriber` is NULL or a live handle, used by no other thread during the call.
+ * * `out_data` and `out_len` are NULL or valid for one write.
+ * * `out_info` is NULL or valid for one write; `out_loss` is NULL or valid for one write.
+ */
+enum shmbus_result shmbus_subscriber_try_recv_borrow(struct shmbus_subscriber *subscriber,
+                                                     const uint8_t **out_data,
+                                                     size_t *out_len,
+                                                     struct shmbus_message_info *out_info,
+                                                     struct shmbus_loss *out_loss);
+
+/**
+ * Lossless topics: waits at most `timeout_ns` nanoseconds for the next message and borrows it
+ * in place, with the subscriber's wait strategy. Otherwise as
+ * `shmbus_subscriber_try_recv_borrow` (it returns `TIMEOUT` rather than `EMPTY`).
+ *
+ * Errors: `NULL_PARAMETER`, `NOT_LOSSLESS`, `TIMEOUT`, `LOST`, `SAMPLE_OUTSTANDING`.
+ *
+ * # Safety
+ * As `shmbus_subscriber_try_recv_borrow`.
+ */
+enum shmbus_result shmbus_subscriber_recv_borrow_timeout(struct shmbus_subscriber *subscriber,
+                                                         uint64_t timeout_ns,
+                                                         const uint8_t **out_data,
+                                                         size_t *out_len,
+                                                         struct shmbus_message_info *out_info,
+                                                         struct shmbus_loss *out_loss);
+
+/**
+ * Ends the subscriber's borrow: the borrowed message counts as read, its slot may be reused
+ * by publishers, and the data pointer from the borrow is invalid from now on.
+ *
+ * Errors: `NULL_PARAMETER`, `NO_SAMPLE` (nothing is borrowed).
+ *
+ * # Safety
+ * * `subscriber` is NULL or a live handle, used by no other thread during the call.
+ */
+enum shmbus_result shmbus_subscriber_release(struct shmbus_subscriber *subscriber);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -4,20 +4,25 @@
 //   c++ -std=c++17 -Iffi/include app.cpp target/release/libshmbus.a -lpthread -ldl -lm
 //
 // Design:
-// * RAII, move-only handles: Bus, Publisher, Subscriber, Loan. Destructors free (a Loan's
-//   aborts) and never throw. A moved-from handle is empty (`!handle`); using one throws.
+// * RAII, move-only handles: Bus, Publisher, Subscriber, Loan, Sample. Destructors free (a
+//   Loan's aborts, a Sample's releases) and never throw. A moved-from handle is empty
+//   (`!handle`); using one throws.
 // * Errors are exceptions: every failing C call throws shmbus::Error, which carries the
 //   shmbus_result code and the library's message. Failures here are setup problems (bad names,
 //   geometry mismatch, full tables) or programming errors (a too small buffer), which callers
 //   rarely handle on the spot, so exceptions keep the happy path short.
 // * Receiving is not an error: "no message yet" (EMPTY/TIMEOUT) and "messages were lost"
-//   (LOST, a normal event on a lossy bus) are returned as a Received status, never thrown, so
-//   the hot path has no exceptions.
+//   (LOST, a normal event on a lossy bus) are returned as a Received (or Sample) status, never
+//   thrown, so the hot path has no exceptions. Likewise a full lossless ring in try_publish is
+//   a Published status (WOULD_BLOCK), and try_loan returns an empty Loan. A blocking publish
+//   that times out on a lossless ring (PUBLISH_TIMEOUT) does throw: with a timeout of seconds,
+//   that is a stuck subscriber, not flow control.
 // * Buffers are passed as shmbus::Span (a pointer + size view; C++17 has no std::span).
 //
 // Lifetimes and threads are those of the C API (docs/c-api.md): a Bus may be used from any
 // number of threads; a Publisher or Subscriber from one thread at a time; a Loan must end
-// (commit, abort or destruction) before its Publisher is destroyed or used again.
+// (commit, abort or destruction) before its Publisher is destroyed or used again; a Sample
+// must end (release or destruction) before its Subscriber is destroyed or receives again.
 
 #ifndef SHMBUS_HPP
 #define SHMBUS_HPP
@@ -68,6 +73,13 @@ inline void check(shmbus_result rc) {
   if (rc != SHMBUS_RESULT_OK) {
     throw Error(rc, std::string(shmbus_result_str(rc)) + ": " + last_error_message());
   }
+}
+
+/// A duration in ns for the C API (negative → 0).
+template <class Rep, class Period>
+std::uint64_t to_ns(std::chrono::duration<Rep, Period> d) {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  return ns > 0 ? static_cast<std::uint64_t>(ns) : 0;
 }
 
 /// Throws if a moved-from handle is used.
@@ -130,9 +142,38 @@ struct BusConfig : shmbus_bus_config {
   BusConfig() : shmbus_bus_config(shmbus_bus_config_default()) {}
 };
 
-/// Topic geometry; default-constructed = shmbus_topic_config_default().
+/// Topic geometry and delivery; default-constructed = shmbus_topic_config_default() (lossy).
 struct TopicConfig : shmbus_topic_config {
   TopicConfig() : shmbus_topic_config(shmbus_topic_config_default()) {}
+  /// Sets the ring's slot count (a power of two) and largest message size in bytes.
+  TopicConfig& with_geometry(std::uint32_t slot_count, std::uint32_t payload) {
+    slots = slot_count;
+    payload_size = payload;
+    return *this;
+  }
+  /// Sets the delivery mode (SHMBUS_DELIVERY_LOSSY or SHMBUS_DELIVERY_LOSSLESS).
+  TopicConfig& with_delivery(shmbus_delivery mode) {
+    delivery = static_cast<std::uint32_t>(mode);
+    return *this;
+  }
+};
+
+/// Publisher options (lossless topics); default-constructed = shmbus_publisher_config_default().
+struct PublisherConfig : shmbus_publisher_config {
+  PublisherConfig() : shmbus_publisher_config(shmbus_publisher_config_default()) {}
+  /// How long publish() and loan() wait for room in a full lossless ring (then they throw
+  /// SHMBUS_RESULT_PUBLISH_TIMEOUT).
+  template <class Rep, class Period>
+  PublisherConfig& with_timeout(std::chrono::duration<Rep, Period> timeout) {
+    timeout_ns = detail::to_ns(timeout);
+    return *this;
+  }
+  /// How often a blocked publisher checks for dead subscribers (zero: the default, 100 ms).
+  template <class Rep, class Period>
+  PublisherConfig& with_liveness_window(std::chrono::duration<Rep, Period> window) {
+    liveness_window_ns = detail::to_ns(window);
+    return *this;
+  }
 };
 
 /// Subscriber options; default-constructed = shmbus_subscriber_config_default().
@@ -148,6 +189,13 @@ struct SubscriberConfig : shmbus_subscriber_config {
   /// Sets where reading starts.
   SubscriberConfig& with_start(shmbus_start where) {
     start = static_cast<std::uint32_t>(where);
+    return *this;
+  }
+  /// How long a claimed but unwritten message may block this subscriber before it checks
+  /// whether its publisher died (zero: the default, 100 ms).
+  template <class Rep, class Period>
+  SubscriberConfig& with_liveness_window(std::chrono::duration<Rep, Period> window) {
+    liveness_window_ns = detail::to_ns(window);
     return *this;
   }
 };
@@ -211,6 +259,18 @@ class Loan {
   shmbus_loan* loan_ = nullptr;
 };
 
+/// The outcome of Publisher::try_publish.
+struct Published {
+  enum class Status {
+    published,    ///< `seq` is the message's sequence number.
+    would_block,  ///< A lossless ring is full: nothing was published; try again later.
+  };
+  Status status = Status::would_block;
+  std::uint64_t seq = 0;
+
+  explicit operator bool() const noexcept { return status == Status::published; }
+};
+
 /// Publishes on one topic. Use from one thread at a time.
 class Publisher {
  public:
@@ -227,7 +287,9 @@ class Publisher {
   Publisher& operator=(const Publisher&) = delete;
   ~Publisher() { shmbus_publisher_free(pub_); }
 
-  /// Copies `msg` into the next slot and publishes it; returns its sequence number.
+  /// Copies `msg` into the next slot and publishes it; returns its sequence number. On a full
+  /// lossless ring, waits up to the PublisherConfig timeout, then throws
+  /// SHMBUS_RESULT_PUBLISH_TIMEOUT.
   std::uint64_t publish(Bytes msg) {
     detail::check_handle(pub_);
     std::uint64_t seq = 0;
@@ -239,11 +301,39 @@ class Publisher {
     return publish(Bytes(static_cast<const std::uint8_t*>(data), len));
   }
 
-  /// Lends the next slot for a message of `len` bytes, to be written in place.
+  /// Like publish, but never waits: on a full lossless ring the status is would_block.
+  Published try_publish(Bytes msg) {
+    detail::check_handle(pub_);
+    Published r;
+    shmbus_result rc = shmbus_publisher_try_publish(pub_, msg.data(), msg.size(), &r.seq);
+    if (rc == SHMBUS_RESULT_OK) {
+      r.status = Published::Status::published;
+    } else if (rc != SHMBUS_RESULT_WOULD_BLOCK) {
+      detail::check(rc);  // throws
+    }
+    return r;
+  }
+  Published try_publish(std::string_view text) { return try_publish(as_bytes(text)); }
+  Published try_publish(const void* data, std::size_t len) {
+    return try_publish(Bytes(static_cast<const std::uint8_t*>(data), len));
+  }
+
+  /// Lends the next slot for a message of `len` bytes, to be written in place. On a full
+  /// lossless ring, waits as publish() does.
   Loan loan(std::size_t len) {
     detail::check_handle(pub_);
     shmbus_loan* loan = nullptr;
     detail::check(shmbus_publisher_loan(pub_, len, &loan));
+    return Loan(loan);
+  }
+
+  /// Like loan, but never waits: on a full lossless ring it returns an empty Loan (`!loan`).
+  Loan try_loan(std::size_t len) {
+    detail::check_handle(pub_);
+    shmbus_loan* loan = nullptr;
+    shmbus_result rc = shmbus_publisher_try_loan(pub_, len, &loan);
+    if (rc == SHMBUS_RESULT_WOULD_BLOCK) return Loan();
+    detail::check(rc);
     return Loan(loan);
   }
 
@@ -289,6 +379,74 @@ struct Received {
   explicit operator bool() const noexcept { return status == Status::message; }
 };
 
+/// A message borrowed in place from a lossless topic (Subscriber::try_recv_borrow and
+/// recv_borrow_timeout), or the reason there is none (status() as for Received). While it holds
+/// a message, bytes() points into the shared ring, read-only, and no publisher can overwrite
+/// it; release() or the destructor consumes the message and invalidates bytes(). Hold it
+/// briefly (publishers may be waiting), and end it before its Subscriber receives again or is
+/// destroyed. In a loop, release() before the next borrow: in `s = sub.try_recv_borrow()` the
+/// receive runs while `s` still holds its message, so it throws SHMBUS_RESULT_SAMPLE_OUTSTANDING
+/// (declaring the Sample inside the loop body avoids this).
+class Sample {
+ public:
+  using Status = Received::Status;
+
+  Sample() noexcept = default;
+  Sample(Sample&& other) noexcept
+      : sub_(std::exchange(other.sub_, nullptr)),
+        status_(other.status_),
+        info_(other.info_),
+        loss_(other.loss_),
+        bytes_(std::exchange(other.bytes_, Bytes())) {}
+  Sample& operator=(Sample&& other) noexcept {
+    if (this != &other) {
+      end();
+      sub_ = std::exchange(other.sub_, nullptr);
+      status_ = other.status_;
+      info_ = other.info_;
+      loss_ = other.loss_;
+      bytes_ = std::exchange(other.bytes_, Bytes());
+    }
+    return *this;
+  }
+  Sample(const Sample&) = delete;
+  Sample& operator=(const Sample&) = delete;
+  ~Sample() { end(); }
+
+  /// message (a message is held), empty, timeout or lost.
+  Status status() const noexcept { return status_; }
+  /// The message's metadata (status message).
+  const MessageInfo& info() const noexcept { return info_; }
+  /// Which messages were lost (status lost).
+  const Loss& loss() const noexcept { return loss_; }
+  /// The message's bytes in the shared ring; empty once released (or without a message).
+  Bytes bytes() const noexcept { return bytes_; }
+
+  /// Consumes the message now: bytes() is invalid afterwards. Throws on an empty Sample.
+  void release() {
+    detail::check_handle(sub_);
+    bytes_ = Bytes();
+    detail::check(shmbus_subscriber_release(std::exchange(sub_, nullptr)));
+  }
+
+  /// True while a message is held (until release or move).
+  explicit operator bool() const noexcept { return sub_ != nullptr; }
+
+ private:
+  friend class Subscriber;
+  void end() noexcept {
+    if (sub_ != nullptr) {
+      bytes_ = Bytes();
+      shmbus_subscriber_release(std::exchange(sub_, nullptr));
+    }
+  }
+  shmbus_subscriber* sub_ = nullptr;
+  Status status_ = Status::empty;
+  MessageInfo info_{};
+  Loss loss_{};
+  Bytes bytes_{};
+};
+
 /// Receives every message of one topic, in order. Use from one thread at a time.
 class Subscriber {
  public:
@@ -322,10 +480,30 @@ class Subscriber {
   /// The next message, waiting at most `timeout`.
   template <class Rep, class Period>
   Received recv_timeout(MutBytes buf, std::chrono::duration<Rep, Period> timeout) {
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
-    std::uint64_t timeout_ns = ns > 0 ? static_cast<std::uint64_t>(ns) : 0;
+    std::uint64_t timeout_ns = detail::to_ns(timeout);
     return receive(buf, [&](shmbus_message_info* info, shmbus_loss* loss) {
       return shmbus_subscriber_recv_timeout(sub_, buf.data(), buf.size(), timeout_ns, info, loss);
+    });
+  }
+
+  /// Lossless topics: borrows the next message in place if one is available now (status
+  /// empty otherwise). Throws SHMBUS_RESULT_NOT_LOSSLESS on a lossy topic and
+  /// SHMBUS_RESULT_SAMPLE_OUTSTANDING while another Sample of this subscriber holds a message.
+  Sample try_recv_borrow() {
+    return borrow([&](const std::uint8_t** data, std::size_t* len, shmbus_message_info* info,
+                      shmbus_loss* loss) {
+      return shmbus_subscriber_try_recv_borrow(sub_, data, len, info, loss);
+    });
+  }
+
+  /// Lossless topics: waits at most `timeout` for the next message and borrows it in place
+  /// (status timeout if none came). Throws as try_recv_borrow.
+  template <class Rep, class Period>
+  Sample recv_borrow_timeout(std::chrono::duration<Rep, Period> timeout) {
+    std::uint64_t timeout_ns = detail::to_ns(timeout);
+    return borrow([&](const std::uint8_t** data, std::size_t* len, shmbus_message_info* info,
+                      shmbus_loss* loss) {
+      return shmbus_subscriber_recv_borrow_timeout(sub_, timeout_ns, data, len, info, loss);
     });
   }
 
@@ -372,6 +550,34 @@ class Subscriber {
     return r;
   }
 
+  template <class F>
+  Sample borrow(F call) {
+    detail::check_handle(sub_);
+    Sample s;
+    const std::uint8_t* data = nullptr;
+    std::size_t len = 0;
+    shmbus_result rc = call(&data, &len, &s.info_, &s.loss_);
+    switch (rc) {
+      case SHMBUS_RESULT_OK:
+        s.sub_ = sub_;
+        s.status_ = Sample::Status::message;
+        s.bytes_ = Bytes(data, len);
+        break;
+      case SHMBUS_RESULT_EMPTY:
+        s.status_ = Sample::Status::empty;
+        break;
+      case SHMBUS_RESULT_TIMEOUT:
+        s.status_ = Sample::Status::timeout;
+        break;
+      case SHMBUS_RESULT_LOST:
+        s.status_ = Sample::Status::lost;
+        break;
+      default:
+        detail::check(rc);  // throws
+    }
+    return s;
+  }
+
   shmbus_subscriber* sub_ = nullptr;
 };
 
@@ -408,10 +614,22 @@ class Bus {
   static void remove(const std::string& name) { detail::check(shmbus_bus_remove(name.c_str())); }
 
   /// A publisher on `topic`, created with the bus's default geometry if new.
-  Publisher publisher(const std::string& topic) const { return make_publisher(topic, nullptr); }
-  /// A publisher on `topic`, which must have (or is created with) geometry `cfg`.
+  Publisher publisher(const std::string& topic) const {
+    return make_publisher(topic, nullptr, nullptr);
+  }
+  /// A publisher on `topic`, which must have (or is created with) geometry and delivery `cfg`.
   Publisher publisher(const std::string& topic, const TopicConfig& cfg) const {
-    return make_publisher(topic, &cfg);
+    return make_publisher(topic, &cfg, nullptr);
+  }
+  /// A publisher with options `pub_cfg` on `topic` (the bus's default geometry if new).
+  Publisher publisher(const std::string& topic, const PublisherConfig& pub_cfg) const {
+    return make_publisher(topic, nullptr, &pub_cfg);
+  }
+  /// A publisher with options `pub_cfg` on `topic`, which must have (or is created with)
+  /// geometry and delivery `cfg`.
+  Publisher publisher(const std::string& topic, const TopicConfig& cfg,
+                      const PublisherConfig& pub_cfg) const {
+    return make_publisher(topic, &cfg, &pub_cfg);
   }
 
   /// A subscriber on `topic`, created with the bus's default geometry if new.
@@ -438,10 +656,11 @@ class Bus {
     return Bus(bus);
   }
 
-  Publisher make_publisher(const std::string& topic, const shmbus_topic_config* cfg) const {
+  Publisher make_publisher(const std::string& topic, const shmbus_topic_config* cfg,
+                           const shmbus_publisher_config* pub_cfg) const {
     detail::check_handle(bus_);
     shmbus_publisher* pub = nullptr;
-    detail::check(shmbus_publisher_new(bus_, topic.c_str(), cfg, &pub));
+    detail::check(shmbus_publisher_new_with(bus_, topic.c_str(), cfg, pub_cfg, &pub));
     return Publisher(pub);
   }
 

@@ -3,7 +3,7 @@
 use std::ffi::{CStr, c_char};
 use std::time::Duration;
 
-use shmbus_core::{Bus, BusConfig, TopicConfig};
+use shmbus_core::{Bus, BusConfig, Delivery, Topic, TopicConfig};
 
 use crate::error::{Failure, shmbus_result};
 
@@ -14,11 +14,48 @@ pub struct shmbus_bus {
     pub(crate) inner: Bus,
 }
 
-/// The geometry of a topic, fixed when the topic is created. Start from
+/// How messages are delivered on a topic (values for `shmbus_topic_config.delivery`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum shmbus_delivery {
+    /// Publishers never wait; a subscriber that falls a whole ring behind loses the oldest
+    /// messages and is told exactly which (`SHMBUS_RESULT_LOST`). The default.
+    Lossy = 0,
+    /// Publishers never overwrite a message a live subscriber has not read: on a full ring
+    /// they wait (up to `shmbus_publisher_config.timeout_ns`, then `PUBLISH_TIMEOUT`) or, in the
+    /// `try_` forms, return `WOULD_BLOCK`. Subscribers may borrow messages in place
+    /// (`shmbus_subscriber_try_recv_borrow`). A subscriber whose process died is evicted within
+    /// the publisher's liveness window; a slow live one is never evicted.
+    Lossless = 1,
+}
+
+/// The C value of a core delivery mode.
+fn delivery_code(d: Delivery) -> u32 {
+    match d {
+        Delivery::Lossless => shmbus_delivery::Lossless as u32,
+        // `Delivery` is non-exhaustive: a newer mode the C API cannot name yet reads as lossy.
+        // Only the defaults (lossy) and the caller's own values go through here.
+        _ => shmbus_delivery::Lossy as u32,
+    }
+}
+
+/// The core delivery mode of a C value; unknown values are `INVALID_ARGUMENT`.
+fn core_delivery(v: u32) -> Result<Delivery, Failure> {
+    match v {
+        0 => Ok(Delivery::Lossy),
+        1 => Ok(Delivery::Lossless),
+        v => Err(Failure::new(
+            shmbus_result::InvalidArgument,
+            format!("unknown shmbus_delivery value {v}"),
+        )),
+    }
+}
+
+/// The geometry and delivery mode of a topic, fixed when the topic is created. Start from
 /// `shmbus_topic_config_default()` and change the fields you need.
 ///
-/// Delivery is always lossy (publishers never wait; a slow subscriber is told what it lost):
-/// the core has no lossless mode yet, so this struct has no field for it.
+/// `delivery` is a `uint32_t` so that any value C stores is safe to read; values outside
+/// `shmbus_delivery` give `SHMBUS_RESULT_INVALID_ARGUMENT`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct shmbus_topic_config {
@@ -31,6 +68,9 @@ pub struct shmbus_topic_config {
     pub max_publishers: u32,
     /// Most subscribers alive at once on the topic, 1..=4096. Default 64.
     pub max_subscribers: u32,
+    /// A `shmbus_delivery`. Default `SHMBUS_DELIVERY_LOSSY`. Part of the topic's identity: a
+    /// non-NULL config whose mode differs from an existing topic's gives `DELIVERY_MISMATCH`.
+    pub delivery: u32,
 }
 
 /// How a bus is created and opened. Start from `shmbus_bus_config_default()`.
@@ -61,33 +101,32 @@ impl From<TopicConfig> for shmbus_topic_config {
             payload_size: c.payload_size,
             max_publishers: c.max_publishers,
             max_subscribers: c.max_subscribers,
+            delivery: delivery_code(c.delivery),
         }
     }
 }
 
-impl From<shmbus_topic_config> for TopicConfig {
-    fn from(c: shmbus_topic_config) -> Self {
-        TopicConfig {
-            slots: c.slots,
-            payload_size: c.payload_size,
-            max_publishers: c.max_publishers,
-            max_subscribers: c.max_subscribers,
-            ..TopicConfig::default()
-        }
-    }
+/// The core topic configuration of a C one (an unknown `delivery` is `INVALID_ARGUMENT`).
+fn core_topic_config(c: &shmbus_topic_config) -> Result<TopicConfig, Failure> {
+    Ok(TopicConfig {
+        slots: c.slots,
+        payload_size: c.payload_size,
+        max_publishers: c.max_publishers,
+        max_subscribers: c.max_subscribers,
+        delivery: core_delivery(c.delivery)?,
+    })
 }
 
-impl From<shmbus_bus_config> for BusConfig {
-    fn from(c: shmbus_bus_config) -> Self {
-        BusConfig {
-            size: c.size,
-            max_topics: c.max_topics,
-            mode: c.mode,
-            default_topic: c.default_topic.into(),
-            open_timeout: Duration::from_nanos(c.open_timeout_ns),
-            prefault: c.prefault,
-        }
-    }
+/// The core bus configuration of a C one.
+fn core_bus_config(c: &shmbus_bus_config) -> Result<BusConfig, Failure> {
+    Ok(BusConfig {
+        size: c.size,
+        max_topics: c.max_topics,
+        mode: c.mode,
+        default_topic: core_topic_config(&c.default_topic)?,
+        open_timeout: Duration::from_nanos(c.open_timeout_ns),
+        prefault: c.prefault,
+    })
 }
 
 fn bus_config_default() -> shmbus_bus_config {
@@ -103,7 +142,7 @@ fn bus_config_default() -> shmbus_bus_config {
 }
 
 /// The default bus configuration: 16 MiB, 64 topics, mode 0600, default topics of
-/// 1024 slots × 256 bytes, 2 s open timeout, prefault on.
+/// 1024 slots × 256 bytes (lossy), 2 s open timeout, prefault on.
 ///
 /// # Safety
 /// Always safe to call; `unsafe` only for uniformity with the rest of the API.
@@ -113,7 +152,8 @@ pub unsafe extern "C" fn shmbus_bus_config_default() -> shmbus_bus_config {
     std::panic::catch_unwind(bus_config_default).unwrap_or_else(|_| std::process::abort())
 }
 
-/// The default topic configuration: 1024 slots of 256 bytes, 16 publishers, 64 subscribers.
+/// The default topic configuration: 1024 slots of 256 bytes, 16 publishers, 64 subscribers,
+/// lossy delivery.
 ///
 /// # Safety
 /// Always safe to call; `unsafe` only for uniformity with the rest of the API.
@@ -144,6 +184,20 @@ pub(crate) unsafe fn opt_arg<T: Copy>(p: *const T) -> Option<T> {
     unsafe { p.as_ref() }.copied()
 }
 
+/// Opens (or creates) `topic` for a new publisher or subscriber: with `cfg`, the topic must
+/// have exactly that geometry and delivery mode (or is created with them); with `None`, any
+/// existing topic is accepted and a new one gets the bus's default topic configuration.
+pub(crate) fn open_topic(
+    bus: &Bus,
+    topic: &str,
+    cfg: Option<shmbus_topic_config>,
+) -> Result<Topic, Failure> {
+    Ok(match cfg {
+        Some(cfg) => bus.topic_with(topic, &core_topic_config(&cfg)?)?,
+        None => bus.topic(topic)?,
+    })
+}
+
 /// Shared body of create / open / open_or_create.
 ///
 /// # Safety
@@ -160,7 +214,7 @@ unsafe fn make_bus(
         let name = unsafe { name_arg(name, "bus name") }?;
         // SAFETY: `cfg` is NULL or valid for reads (caller's contract).
         let cfg = unsafe { opt_arg(cfg) }.unwrap_or_else(bus_config_default);
-        let bus = make(name, &cfg.into())?;
+        let bus = make(name, &core_bus_config(&cfg)?)?;
         let handle = Box::into_raw(Box::new(shmbus_bus { inner: bus }));
         // SAFETY: `out` is non-NULL (checked) and valid for one write (caller's contract).
         unsafe { out.write(handle) };
@@ -173,8 +227,8 @@ unsafe fn make_bus(
 /// On success `*out` is a new handle owned by the caller: free it with `shmbus_bus_free`.
 /// The bus itself stays until `shmbus_bus_remove` (or `shmbus rm`).
 ///
-/// Errors: `NULL_PARAMETER`, `INVALID_NAME`, `INVALID_CONFIG`, `ALREADY_EXISTS`,
-/// `PERMISSION_DENIED`, `OUT_OF_SPACE`, `IO`.
+/// Errors: `NULL_PARAMETER`, `INVALID_ARGUMENT` (an unknown `default_topic.delivery`),
+/// `INVALID_NAME`, `INVALID_CONFIG`, `ALREADY_EXISTS`, `PERMISSION_DENIED`, `OUT_OF_SPACE`, `IO`.
 ///
 /// # Safety
 /// * `name` is NULL or a NUL-terminated string.
@@ -194,8 +248,9 @@ pub unsafe extern "C" fn shmbus_bus_create(
 /// are used (the size, topic count and mode are the creator's). On success `*out` is owned by
 /// the caller: free it with `shmbus_bus_free`.
 ///
-/// Errors: `NULL_PARAMETER`, `INVALID_NAME`, `NOT_FOUND`, `VERSION_MISMATCH`,
-/// `LAYOUT_MISMATCH`, `CORRUPT`, `CREATOR_DIED`, `NOT_INITIALIZED`, `PERMISSION_DENIED`, `IO`.
+/// Errors: `NULL_PARAMETER`, `INVALID_ARGUMENT`, `INVALID_NAME`, `NOT_FOUND`,
+/// `VERSION_MISMATCH`, `LAYOUT_MISMATCH`, `CORRUPT`, `CREATOR_DIED`, `NOT_INITIALIZED`,
+/// `PERMISSION_DENIED`, `IO`.
 ///
 /// # Safety
 /// As `shmbus_bus_create`.

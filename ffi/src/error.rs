@@ -7,7 +7,8 @@ use std::ffi::{c_char, c_int};
 use shmbus_core::{BusError, PublishError, RecvError, TopicError};
 
 /// The outcome of a call. `SHMBUS_RESULT_OK` is 0; every other value is a reason for failure
-/// (or, for `EMPTY`, `TIMEOUT` and `LOST`, a receive that returned no message).
+/// (or, for `EMPTY`, `TIMEOUT` and `LOST`, a receive that returned no message, and for
+/// `WOULD_BLOCK`, a `try_` publish that found a lossless ring full).
 ///
 /// The numbers are fixed and never reused: new codes get new numbers, retired codes stay
 /// reserved. Codes are grouped: 1-9 the C API itself, 10-29 bus, 30-39 topic, 40-49 publish,
@@ -27,6 +28,11 @@ pub enum shmbus_result {
     LoanOutstanding = 4,
     /// The loan was already committed or aborted.
     LoanInactive = 5,
+    /// The subscriber has a borrowed sample: release it (`shmbus_subscriber_release`) before
+    /// receiving again.
+    SampleOutstanding = 6,
+    /// `shmbus_subscriber_release` was called with no borrowed sample outstanding.
+    NoSample = 7,
     /// An error without a code of its own (a newer core error); see the message.
     Other = 9,
 
@@ -67,11 +73,20 @@ pub enum shmbus_result {
     SubscriberTableFull = 34,
     /// Another live process held the topic-table lock past the open timeout.
     LockTimeout = 35,
+    /// The topic exists with the other delivery mode (lossy or lossless) than the
+    /// `shmbus_topic_config` given.
+    DeliveryMismatch = 36,
 
     /// The message (or loan) is larger than the topic's `payload_size`; nothing was published.
     TooLarge = 40,
     /// Reserved for typed loans (a type that does not fit a slot); not returned by the C API.
     BadType = 41,
+    /// Lossless topic, `try_` form: the ring is full (the slowest subscriber has not read the
+    /// message a whole ring back). Nothing was published; try again later.
+    WouldBlock = 42,
+    /// Lossless topic: the ring stayed full for the publisher's whole timeout
+    /// (`shmbus_publisher_config.timeout_ns`). Nothing was published.
+    PublishTimeout = 43,
 
     /// No message is available now (`shmbus_subscriber_try_recv`).
     Empty = 50,
@@ -84,16 +99,20 @@ pub enum shmbus_result {
     /// The buffer is smaller than the next message, which stays unread. A buffer of
     /// `shmbus_subscriber_capacity` bytes always suffices.
     BufferTooSmall = 53,
+    /// Borrowing in place needs a lossless topic; this one is lossy (use the copying receives).
+    NotLossless = 54,
 }
 
 impl shmbus_result {
-    const ALL: [shmbus_result; 31] = [
+    const ALL: [shmbus_result; 37] = [
         Self::Ok,
         Self::NullParameter,
         Self::Panic,
         Self::InvalidArgument,
         Self::LoanOutstanding,
         Self::LoanInactive,
+        Self::SampleOutstanding,
+        Self::NoSample,
         Self::Other,
         Self::InvalidName,
         Self::InvalidConfig,
@@ -113,12 +132,16 @@ impl shmbus_result {
         Self::PublisherTableFull,
         Self::SubscriberTableFull,
         Self::LockTimeout,
+        Self::DeliveryMismatch,
         Self::TooLarge,
         Self::BadType,
+        Self::WouldBlock,
+        Self::PublishTimeout,
         Self::Empty,
         Self::Timeout,
         Self::Lost,
         Self::BufferTooSmall,
+        Self::NotLossless,
     ];
 
     fn from_raw(raw: c_int) -> Option<Self> {
@@ -134,6 +157,8 @@ impl shmbus_result {
             Self::InvalidArgument => c"SHMBUS_RESULT_INVALID_ARGUMENT",
             Self::LoanOutstanding => c"SHMBUS_RESULT_LOAN_OUTSTANDING",
             Self::LoanInactive => c"SHMBUS_RESULT_LOAN_INACTIVE",
+            Self::SampleOutstanding => c"SHMBUS_RESULT_SAMPLE_OUTSTANDING",
+            Self::NoSample => c"SHMBUS_RESULT_NO_SAMPLE",
             Self::Other => c"SHMBUS_RESULT_OTHER",
             Self::InvalidName => c"SHMBUS_RESULT_INVALID_NAME",
             Self::InvalidConfig => c"SHMBUS_RESULT_INVALID_CONFIG",
@@ -153,12 +178,16 @@ impl shmbus_result {
             Self::PublisherTableFull => c"SHMBUS_RESULT_PUBLISHER_TABLE_FULL",
             Self::SubscriberTableFull => c"SHMBUS_RESULT_SUBSCRIBER_TABLE_FULL",
             Self::LockTimeout => c"SHMBUS_RESULT_LOCK_TIMEOUT",
+            Self::DeliveryMismatch => c"SHMBUS_RESULT_DELIVERY_MISMATCH",
             Self::TooLarge => c"SHMBUS_RESULT_TOO_LARGE",
             Self::BadType => c"SHMBUS_RESULT_BAD_TYPE",
+            Self::WouldBlock => c"SHMBUS_RESULT_WOULD_BLOCK",
+            Self::PublishTimeout => c"SHMBUS_RESULT_PUBLISH_TIMEOUT",
             Self::Empty => c"SHMBUS_RESULT_EMPTY",
             Self::Timeout => c"SHMBUS_RESULT_TIMEOUT",
             Self::Lost => c"SHMBUS_RESULT_LOST",
             Self::BufferTooSmall => c"SHMBUS_RESULT_BUFFER_TOO_SMALL",
+            Self::NotLossless => c"SHMBUS_RESULT_NOT_LOSSLESS",
         }
     }
 }
@@ -216,6 +245,7 @@ impl From<TopicError> for Failure {
             TopicError::InvalidConfig(_) => R::InvalidConfig,
             TopicError::NotFound(_) => R::NotFound,
             TopicError::GeometryMismatch { .. } => R::GeometryMismatch,
+            TopicError::DeliveryMismatch { .. } => R::DeliveryMismatch,
             TopicError::TableFull { .. } => R::TableFull,
             TopicError::ArenaFull { .. } => R::ArenaFull,
             TopicError::PublisherTableFull => R::PublisherTableFull,
@@ -233,6 +263,8 @@ impl From<PublishError> for Failure {
         let code = match &e {
             PublishError::TooLarge { .. } => shmbus_result::TooLarge,
             PublishError::BadType { .. } => shmbus_result::BadType,
+            PublishError::WouldBlock => shmbus_result::WouldBlock,
+            PublishError::Timeout => shmbus_result::PublishTimeout,
             _ => shmbus_result::Other,
         };
         Failure::new(code, e.to_string())
@@ -247,6 +279,7 @@ impl From<RecvError> for Failure {
             RecvError::Timeout => shmbus_result::Timeout,
             RecvError::Lost { .. } => shmbus_result::Lost,
             RecvError::BufferTooSmall { .. } => shmbus_result::BufferTooSmall,
+            RecvError::NotLossless => shmbus_result::NotLossless,
             _ => shmbus_result::Other,
         };
         Failure::new(code, e.to_string())
@@ -347,6 +380,7 @@ mod tests {
 
     #[test]
     fn every_core_error_maps_to_its_code() {
+        use shmbus_core::Delivery;
         use shmbus_result as R;
         let n = || String::from("x");
         let bus = [
@@ -396,6 +430,14 @@ mod tests {
                 },
                 R::GeometryMismatch,
             ),
+            (
+                TopicError::DeliveryMismatch {
+                    topic: n(),
+                    existing: Delivery::Lossless,
+                    requested: Delivery::Lossy,
+                },
+                R::DeliveryMismatch,
+            ),
             (TopicError::TableFull { max_topics: 1 }, R::TableFull),
             (
                 TopicError::ArenaFull {
@@ -424,6 +466,8 @@ mod tests {
             Failure::from(PublishError::BadType { size: 2, align: 1 }).code,
             R::BadType
         );
+        assert_eq!(Failure::from(PublishError::WouldBlock).code, R::WouldBlock);
+        assert_eq!(Failure::from(PublishError::Timeout).code, R::PublishTimeout);
         let recv = [
             (RecvError::Empty, R::Empty),
             (RecvError::Timeout, R::Timeout),
@@ -435,6 +479,7 @@ mod tests {
                 R::Lost,
             ),
             (RecvError::BufferTooSmall { needed: 1 }, R::BufferTooSmall),
+            (RecvError::NotLossless, R::NotLossless),
         ];
         for (e, code) in recv {
             let f = Failure::from(e.clone());

@@ -12,10 +12,11 @@
 //! * Every body runs inside `catch_unwind`: a Rust panic becomes `SHMBUS_RESULT_PANIC`, never
 //!   an unwind into C.
 //!
-//! Ownership, threading and lifetimes are described once, in `docs/c-api.md`.
+//! * Two handles hold a borrow of a core object that lives in its own allocation: a
+//!   publisher's `shmbus_loan` (a `Loan<'static>`) and a subscriber's borrowed sample (a
+//!   `Sample<'static>`); see the SAFETY notes in `publisher.rs` and `subscriber.rs`.
 //!
-//! Not offered yet, because the core does not have them: lossless delivery and borrowing a
-//! received message in place. Receives copy into the caller's buffer.
+//! Ownership, threading and lifetimes are described once, in `docs/c-api.md`.
 
 // Exporting a C API is unsafe by nature (raw pointers from C, `extern "C"`, `no_mangle`), so
 // this crate opts out of the workspace's `unsafe_code = "deny"`. `unsafe_op_in_unsafe_fn` stays

@@ -2,11 +2,59 @@
 
 use std::ffi::c_char;
 use std::ptr::NonNull;
+use std::time::Duration;
 
-use shmbus_core::{Loan, Publisher};
+use shmbus_core::{Loan, PublishError, Publisher, PublisherConfig};
 
-use crate::bus::{name_arg, opt_arg, shmbus_bus, shmbus_topic_config};
+use crate::bus::{name_arg, open_topic, opt_arg, shmbus_bus, shmbus_topic_config};
 use crate::error::{Failure, shmbus_result};
+
+/// Options of a publisher. Start from `shmbus_publisher_config_default()`. Both fields matter
+/// only on lossless topics (a lossy publisher never waits).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct shmbus_publisher_config {
+    /// How long `shmbus_publisher_publish` and `shmbus_publisher_loan` wait for room in a full
+    /// ring before they return `PUBLISH_TIMEOUT`, in ns. Default 1000000000 (1 s). 0 gives up at
+    /// once (after one check for dead subscribers); the `try_` forms never wait whatever this is.
+    pub timeout_ns: u64,
+    /// How often a publisher blocked by a full ring checks whether the subscribers holding it
+    /// back are still alive (evicting dead ones), in ns. 0 means the default, 100000000
+    /// (100 ms). The first check is made as soon as the ring is found full.
+    pub liveness_window_ns: u64,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn publisher_config_default() -> shmbus_publisher_config {
+    let d = PublisherConfig::default();
+    shmbus_publisher_config {
+        timeout_ns: nanos(d.timeout),
+        liveness_window_ns: nanos(d.liveness_window),
+    }
+}
+
+fn core_publisher_config(c: &shmbus_publisher_config) -> PublisherConfig {
+    let d = PublisherConfig::default();
+    PublisherConfig {
+        timeout: Duration::from_nanos(c.timeout_ns),
+        liveness_window: match c.liveness_window_ns {
+            0 => d.liveness_window,
+            ns => Duration::from_nanos(ns),
+        },
+    }
+}
+
+/// The default publisher configuration: 1 s timeout, 100 ms liveness window.
+///
+/// # Safety
+/// Always safe to call; `unsafe` only for uniformity with the rest of the API.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmbus_publisher_config_default() -> shmbus_publisher_config {
+    std::panic::catch_unwind(publisher_config_default).unwrap_or_else(|_| std::process::abort())
+}
 
 /// A publisher on one topic. Use it from one thread at a time (it may move between threads);
 /// make one publisher per publishing thread. Free it with `shmbus_publisher_free`.
@@ -41,14 +89,18 @@ impl Drop for shmbus_publisher {
     }
 }
 
-/// Creates a publisher on `topic` (1..=64 bytes of `[A-Za-z0-9_./-]`). If the topic does not
-/// exist it is created, with `*cfg` or, if `cfg` is NULL, the bus's default topic geometry. If
-/// it exists, a non-NULL `cfg` must match its geometry (`GEOMETRY_MISMATCH` otherwise); a NULL
-/// `cfg` accepts any. On success `*out` is owned by the caller: free it with
-/// `shmbus_publisher_free` (it stays valid after the bus handle is freed).
+/// Creates a publisher on `topic` (1..=64 bytes of `[A-Za-z0-9_./-]`) with the default
+/// `shmbus_publisher_config`: `shmbus_publisher_new_with(bus, topic, cfg, NULL, out)`.
 ///
-/// Errors: `NULL_PARAMETER`, `INVALID_NAME`, `INVALID_CONFIG`, `GEOMETRY_MISMATCH`,
-/// `TABLE_FULL`, `ARENA_FULL`, `LOCK_TIMEOUT`, `CORRUPT`, `PUBLISHER_TABLE_FULL`.
+/// If the topic does not exist it is created, with `*cfg` or, if `cfg` is NULL, the bus's
+/// default topic configuration. If it exists, a non-NULL `cfg` must match its geometry
+/// (`GEOMETRY_MISMATCH` otherwise) and delivery mode (`DELIVERY_MISMATCH`); a NULL `cfg`
+/// accepts any. On success `*out` is owned by the caller: free it with `shmbus_publisher_free`
+/// (it stays valid after the bus handle is freed).
+///
+/// Errors: `NULL_PARAMETER`, `INVALID_ARGUMENT` (an unknown `cfg->delivery`), `INVALID_NAME`,
+/// `INVALID_CONFIG`, `GEOMETRY_MISMATCH`, `DELIVERY_MISMATCH`, `TABLE_FULL`, `ARENA_FULL`,
+/// `LOCK_TIMEOUT`, `CORRUPT`, `PUBLISHER_TABLE_FULL`.
 ///
 /// # Safety
 /// * `bus` is NULL or a live handle from `shmbus_bus_create`/`_open`/`_open_or_create`.
@@ -62,6 +114,29 @@ pub unsafe extern "C" fn shmbus_publisher_new(
     cfg: *const shmbus_topic_config,
     out: *mut *mut shmbus_publisher,
 ) -> shmbus_result {
+    // SAFETY: forwarded from our caller's contract, which is the same (a NULL `pub_cfg`).
+    unsafe { shmbus_publisher_new_with(bus, topic, cfg, std::ptr::null(), out) }
+}
+
+/// Creates a publisher on `topic` as `shmbus_publisher_new` does (`topic_cfg` is its `cfg`),
+/// with the options `*pub_cfg` (NULL means `shmbus_publisher_config_default()`). The options
+/// matter on lossless topics only: how long a publish waits for room in a full ring.
+///
+/// Errors: those of `shmbus_publisher_new`.
+///
+/// # Safety
+/// * `bus` is NULL or a live handle from `shmbus_bus_create`/`_open`/`_open_or_create`.
+/// * `topic` is NULL or a NUL-terminated string.
+/// * `topic_cfg` and `pub_cfg` are NULL or point to valid structs.
+/// * `out` is NULL or valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmbus_publisher_new_with(
+    bus: *const shmbus_bus,
+    topic: *const c_char,
+    topic_cfg: *const shmbus_topic_config,
+    pub_cfg: *const shmbus_publisher_config,
+    out: *mut *mut shmbus_publisher,
+) -> shmbus_result {
     ffi_boundary!({
         check_null!(bus, topic, out);
         // SAFETY: `bus` is non-NULL (checked) and a live handle (caller's contract); the bus is
@@ -69,11 +144,11 @@ pub unsafe extern "C" fn shmbus_publisher_new(
         let bus = unsafe { &(*bus).inner };
         // SAFETY: `topic` is non-NULL (checked) and NUL-terminated (caller's contract).
         let topic = unsafe { name_arg(topic, "topic name") }?;
-        // SAFETY: `cfg` is NULL or valid for reads (caller's contract).
-        let publisher = match unsafe { opt_arg(cfg) } {
-            Some(cfg) => bus.topic_with(topic, &cfg.into())?.publisher()?,
-            None => bus.publisher(topic)?,
-        };
+        // SAFETY: `pub_cfg` is NULL or valid for reads (caller's contract).
+        let pub_cfg = unsafe { opt_arg(pub_cfg) }.unwrap_or_else(publisher_config_default);
+        // SAFETY: `topic_cfg` is NULL or valid for reads (caller's contract).
+        let topic = open_topic(bus, topic, unsafe { opt_arg(topic_cfg) })?;
+        let publisher = topic.publisher_with(&core_publisher_config(&pub_cfg))?;
         let handle = Box::new(shmbus_publisher {
             capacity: publisher.capacity(),
             id: publisher.id(),
@@ -122,21 +197,16 @@ unsafe fn idle<'a>(p: *mut shmbus_publisher) -> Result<&'a mut Publisher, Failur
     Ok(unsafe { &mut *inner.as_ptr() })
 }
 
-/// Copies `len` bytes at `data` into the next slot and publishes them. On success `*out_seq`
-/// (if `out_seq` is not NULL) is the message's sequence number. Never waits for subscribers.
-///
-/// Errors: `NULL_PARAMETER`, `TOO_LARGE` (nothing published), `LOAN_OUTSTANDING`.
+/// Shared body of publish / try_publish.
 ///
 /// # Safety
-/// * `publisher` is NULL or a live handle, used by no other thread during the call.
-/// * `data` is valid for reads of `len` bytes; it may be NULL only if `len` is 0.
-/// * `out_seq` is NULL or valid for one write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn shmbus_publisher_publish(
+/// As for `shmbus_publisher_publish`.
+unsafe fn publish_with(
     publisher: *mut shmbus_publisher,
     data: *const u8,
     len: usize,
     out_seq: *mut u64,
+    how: fn(&mut Publisher, &[u8]) -> Result<u64, PublishError>,
 ) -> shmbus_result {
     ffi_boundary!({
         check_null!(publisher);
@@ -151,7 +221,7 @@ pub unsafe extern "C" fn shmbus_publisher_publish(
             // SAFETY: `data` is non-NULL (checked) and valid for `len` bytes (caller's contract).
             unsafe { std::slice::from_raw_parts(data, len) }
         };
-        let seq = p.publish(msg)?;
+        let seq = how(p, msg)?;
         if !out_seq.is_null() {
             // SAFETY: `out_seq` is non-NULL and valid for one write (caller's contract).
             unsafe { out_seq.write(seq) };
@@ -160,13 +230,82 @@ pub unsafe extern "C" fn shmbus_publisher_publish(
     })
 }
 
+/// Copies `len` bytes at `data` into the next slot and publishes them. On success `*out_seq`
+/// (if `out_seq` is not NULL) is the message's sequence number. On a lossy topic it never
+/// waits for subscribers. On a lossless topic whose ring is full (the slowest live subscriber
+/// is a whole ring behind) it waits for room, at most the publisher's `timeout_ns`.
+///
+/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `PUBLISH_TIMEOUT` (lossless only), `LOAN_OUTSTANDING`.
+/// Nothing is published on error.
+///
+/// # Safety
+/// * `publisher` is NULL or a live handle, used by no other thread during the call.
+/// * `data` is valid for reads of `len` bytes; it may be NULL only if `len` is 0.
+/// * `out_seq` is NULL or valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmbus_publisher_publish(
+    publisher: *mut shmbus_publisher,
+    data: *const u8,
+    len: usize,
+    out_seq: *mut u64,
+) -> shmbus_result {
+    // SAFETY: forwarded from our caller's contract, which is the same.
+    unsafe { publish_with(publisher, data, len, out_seq, Publisher::publish) }
+}
+
+/// As `shmbus_publisher_publish`, but never waits: on a full lossless ring it returns
+/// `WOULD_BLOCK` at once (nothing published; try again later). On a lossy topic it is
+/// `shmbus_publisher_publish`.
+///
+/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `WOULD_BLOCK`, `LOAN_OUTSTANDING`.
+///
+/// # Safety
+/// As `shmbus_publisher_publish`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmbus_publisher_try_publish(
+    publisher: *mut shmbus_publisher,
+    data: *const u8,
+    len: usize,
+    out_seq: *mut u64,
+) -> shmbus_result {
+    // SAFETY: forwarded from our caller's contract, which is the same.
+    unsafe { publish_with(publisher, data, len, out_seq, Publisher::try_publish) }
+}
+
+/// Shared body of loan / try_loan.
+///
+/// # Safety
+/// As for `shmbus_publisher_loan`.
+unsafe fn loan_with(
+    publisher: *mut shmbus_publisher,
+    len: usize,
+    out_loan: *mut *mut shmbus_loan,
+    how: for<'a> fn(&'a mut Publisher, usize) -> Result<Loan<'a>, PublishError>,
+) -> shmbus_result {
+    ffi_boundary!({
+        check_null!(publisher, out_loan);
+        // SAFETY: `publisher` is non-NULL (checked) and a live handle (caller's contract).
+        let p: &'static mut Publisher = unsafe { idle(publisher) }?;
+        let loan = how(p, len)?;
+        // SAFETY: `publisher` is live and used by this thread only; the field projection does
+        // not create a reference to `inner`, which the loan now borrows.
+        let slot = unsafe { &raw mut (*publisher).loan };
+        // SAFETY: as above; `slot` points into the live handle.
+        unsafe { (*slot).active = Some(loan) };
+        // SAFETY: `out_loan` is non-NULL (checked) and valid for one write (caller's contract).
+        unsafe { out_loan.write(slot) };
+        Ok(())
+    })
+}
+
 /// Claims the next slot for a message of `len` bytes and lends it for writing in place. On
 /// success `*out_loan` points to the publisher's loan: get its bytes with `shmbus_loan_data`,
 /// then call `shmbus_loan_commit` or `shmbus_loan_abort`. One loan at a time per publisher;
 /// other calls on the publisher return `LOAN_OUTSTANDING` until the loan ends. Keep loans
-/// short: subscribers deliver in order, so they wait for it before later messages.
+/// short: subscribers deliver in order, so they wait for it before later messages. On a full
+/// lossless ring it waits for room as `shmbus_publisher_publish` does.
 ///
-/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `LOAN_OUTSTANDING`.
+/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `PUBLISH_TIMEOUT` (lossless only), `LOAN_OUTSTANDING`.
 ///
 /// # Safety
 /// * `publisher` is NULL or a live handle, used by no other thread during the call.
@@ -177,20 +316,25 @@ pub unsafe extern "C" fn shmbus_publisher_loan(
     len: usize,
     out_loan: *mut *mut shmbus_loan,
 ) -> shmbus_result {
-    ffi_boundary!({
-        check_null!(publisher, out_loan);
-        // SAFETY: `publisher` is non-NULL (checked) and a live handle (caller's contract).
-        let p: &'static mut Publisher = unsafe { idle(publisher) }?;
-        let loan = p.loan(len)?;
-        // SAFETY: `publisher` is live and used by this thread only; the field projection does
-        // not create a reference to `inner`, which the loan now borrows.
-        let slot = unsafe { &raw mut (*publisher).loan };
-        // SAFETY: as above; `slot` points into the live handle.
-        unsafe { (*slot).active = Some(loan) };
-        // SAFETY: `out_loan` is non-NULL (checked) and valid for one write (caller's contract).
-        unsafe { out_loan.write(slot) };
-        Ok(())
-    })
+    // SAFETY: forwarded from our caller's contract, which is the same.
+    unsafe { loan_with(publisher, len, out_loan, Publisher::loan) }
+}
+
+/// As `shmbus_publisher_loan`, but never waits: on a full lossless ring it returns
+/// `WOULD_BLOCK` at once (no loan). On a lossy topic it is `shmbus_publisher_loan`.
+///
+/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `WOULD_BLOCK`, `LOAN_OUTSTANDING`.
+///
+/// # Safety
+/// As `shmbus_publisher_loan`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmbus_publisher_try_loan(
+    publisher: *mut shmbus_publisher,
+    len: usize,
+    out_loan: *mut *mut shmbus_loan,
+) -> shmbus_result {
+    // SAFETY: forwarded from our caller's contract, which is the same.
+    unsafe { loan_with(publisher, len, out_loan, Publisher::try_loan) }
 }
 
 /// The largest message this publisher's topic takes, in bytes (`*out`).

@@ -1,6 +1,7 @@
 /*
  * C tests of the shmbus C API: ownership, NULL handling of every function, the error codes a C
- * caller can reach, loans, and a fork()-based exchange between two processes.
+ * caller can reach, loans, lossless delivery (backpressure, borrowed samples), and fork()-based
+ * exchanges between two processes (lossy and lossless).
  *
  * Run by `cargo test -p shmbus-ffi --test c_tests`, which builds this file with
  *   cc -std=c11 -Wall -Wextra -Werror -pedantic -fsanitize=address,undefined \
@@ -85,11 +86,18 @@ static void test_defaults(void) {
   shmbus_topic_config t = shmbus_topic_config_default();
   CHECK(t.slots == 1024 && t.payload_size == 256);
   CHECK(t.max_publishers == 16 && t.max_subscribers == 64);
+  CHECK(t.delivery == SHMBUS_DELIVERY_LOSSY && SHMBUS_DELIVERY_LOSSY == 0);
+  CHECK(SHMBUS_DELIVERY_LOSSLESS == 1);
   CHECK(b.default_topic.slots == t.slots && b.default_topic.payload_size == t.payload_size);
+  CHECK(b.default_topic.delivery == SHMBUS_DELIVERY_LOSSY);
   shmbus_subscriber_config s = shmbus_subscriber_config_default();
   CHECK(s.wait == SHMBUS_WAIT_STRATEGY_SPIN_THEN_PARK);
   CHECK(s.start == SHMBUS_START_NEXT);
   CHECK(s.spin_ns == 50000);
+  CHECK(s.liveness_window_ns == 100000000ull);
+  shmbus_publisher_config p = shmbus_publisher_config_default();
+  CHECK(p.timeout_ns == 1000000000ull);
+  CHECK(p.liveness_window_ns == 100000000ull);
   uint64_t t0 = shmbus_monotonic_ns();
   uint64_t t1 = shmbus_monotonic_ns();
   CHECK(t0 > 0 && t1 >= t0);
@@ -101,13 +109,22 @@ static void test_result_str(void) {
   CHECK(strcmp(shmbus_result_str(SHMBUS_RESULT_NOT_FOUND), "SHMBUS_RESULT_NOT_FOUND") == 0);
   CHECK(strcmp(shmbus_result_str(SHMBUS_RESULT_LOST), "SHMBUS_RESULT_LOST") == 0);
   CHECK(strcmp(shmbus_result_str(-1), "SHMBUS_RESULT_UNKNOWN") == 0);
-  CHECK(strcmp(shmbus_result_str(6), "SHMBUS_RESULT_UNKNOWN") == 0);
+  CHECK(strcmp(shmbus_result_str(8), "SHMBUS_RESULT_UNKNOWN") == 0);
+  CHECK(strcmp(shmbus_result_str(44), "SHMBUS_RESULT_UNKNOWN") == 0);
+  CHECK(strcmp(shmbus_result_str(SHMBUS_RESULT_WOULD_BLOCK), "SHMBUS_RESULT_WOULD_BLOCK") == 0);
   CHECK(strcmp(shmbus_result_str(1000), "SHMBUS_RESULT_UNKNOWN") == 0);
   /* The values are part of the ABI. */
   CHECK(SHMBUS_RESULT_NULL_PARAMETER == 1 && SHMBUS_RESULT_PANIC == 2);
   CHECK(SHMBUS_RESULT_NOT_FOUND == 12 && SHMBUS_RESULT_GEOMETRY_MISMATCH == 30);
   CHECK(SHMBUS_RESULT_TOO_LARGE == 40 && SHMBUS_RESULT_EMPTY == 50);
   CHECK(SHMBUS_RESULT_BUFFER_TOO_SMALL == 53);
+  CHECK(SHMBUS_RESULT_LOAN_OUTSTANDING == 4 && SHMBUS_RESULT_LOAN_INACTIVE == 5);
+  CHECK(SHMBUS_RESULT_SAMPLE_OUTSTANDING == 6 && SHMBUS_RESULT_NO_SAMPLE == 7);
+  CHECK(SHMBUS_RESULT_OTHER == 9 && SHMBUS_RESULT_LOCK_TIMEOUT == 35);
+  CHECK(SHMBUS_RESULT_DELIVERY_MISMATCH == 36);
+  CHECK(SHMBUS_RESULT_BAD_TYPE == 41 && SHMBUS_RESULT_WOULD_BLOCK == 42);
+  CHECK(SHMBUS_RESULT_PUBLISH_TIMEOUT == 43);
+  CHECK(SHMBUS_RESULT_NOT_LOSSLESS == 54);
 }
 
 static void test_null_parameters(void) {
@@ -138,6 +155,9 @@ static void test_null_parameters(void) {
   CHECK_RC(shmbus_publisher_new(NULL, "t", NULL, &pub_out), N);
   CHECK_RC(shmbus_publisher_new(bus, NULL, NULL, &pub_out), N);
   CHECK_RC(shmbus_publisher_new(bus, "t", NULL, NULL), N);
+  CHECK_RC(shmbus_publisher_new_with(NULL, "t", NULL, NULL, &pub_out), N);
+  CHECK_RC(shmbus_publisher_new_with(bus, NULL, NULL, NULL, &pub_out), N);
+  CHECK_RC(shmbus_publisher_new_with(bus, "t", NULL, NULL, NULL), N);
   CHECK(pub_out == (shmbus_publisher *)&failures);
 
   uint64_t seq = 77;
@@ -146,8 +166,12 @@ static void test_null_parameters(void) {
   uint8_t byte = 1;
   CHECK_RC(shmbus_publisher_publish(NULL, &byte, 1, &seq), N);
   CHECK_RC(shmbus_publisher_publish(pub, NULL, 1, &seq), N);
+  CHECK_RC(shmbus_publisher_try_publish(NULL, &byte, 1, &seq), N);
+  CHECK_RC(shmbus_publisher_try_publish(pub, NULL, 1, &seq), N);
   CHECK_RC(shmbus_publisher_loan(NULL, 1, &loan_out), N);
   CHECK_RC(shmbus_publisher_loan(pub, 1, NULL), N);
+  CHECK_RC(shmbus_publisher_try_loan(NULL, 1, &loan_out), N);
+  CHECK_RC(shmbus_publisher_try_loan(pub, 1, NULL), N);
   CHECK(loan_out == (shmbus_loan *)&failures);
   CHECK_RC(shmbus_publisher_capacity(NULL, &size), N);
   CHECK_RC(shmbus_publisher_capacity(pub, NULL), N);
@@ -183,6 +207,16 @@ static void test_null_parameters(void) {
   CHECK_RC(shmbus_subscriber_recv_timeout(NULL, buf, sizeof buf, 1000, &info, NULL), N);
   CHECK_RC(shmbus_subscriber_recv_timeout(sub, NULL, sizeof buf, 1000, &info, NULL), N);
   CHECK_RC(shmbus_subscriber_recv_timeout(sub, buf, sizeof buf, 1000, NULL, NULL), N);
+  const uint8_t *bdata = NULL;
+  size_t blen = 77;
+  CHECK_RC(shmbus_subscriber_try_recv_borrow(NULL, &bdata, &blen, &info, NULL), N);
+  CHECK_RC(shmbus_subscriber_try_recv_borrow(sub, NULL, &blen, &info, NULL), N);
+  CHECK_RC(shmbus_subscriber_try_recv_borrow(sub, &bdata, NULL, &info, NULL), N);
+  CHECK_RC(shmbus_subscriber_recv_borrow_timeout(NULL, 1000, &bdata, &blen, &info, NULL), N);
+  CHECK_RC(shmbus_subscriber_recv_borrow_timeout(sub, 1000, NULL, &blen, &info, NULL), N);
+  CHECK_RC(shmbus_subscriber_recv_borrow_timeout(sub, 1000, &bdata, NULL, &info, NULL), N);
+  CHECK_RC(shmbus_subscriber_release(NULL), N);
+  CHECK(bdata == NULL && blen == 77);
 
   /* The message names the parameter. */
   char msg[128];
@@ -586,6 +620,309 @@ static void test_last_error(void) {
   CHECK(other == 0);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Lossless delivery. */
+
+#define MS_NS (1000ull * 1000)
+
+static shmbus_topic_config lossless_cfg(uint32_t slots, uint32_t payload) {
+  shmbus_topic_config cfg = shmbus_topic_config_default();
+  cfg.slots = slots;
+  cfg.payload_size = payload;
+  cfg.delivery = SHMBUS_DELIVERY_LOSSLESS;
+  return cfg;
+}
+
+static void test_lossless_backpressure(void) {
+  char name[64], name2[64];
+  bus_name(name, sizeof name, "llfull");
+  bus_name(name2, sizeof name2, "llfull2");
+  shmbus_bus *bus = fresh_bus(name);
+  shmbus_topic_config cfg = lossless_cfg(4, 8);
+  shmbus_publisher_config pcfg = shmbus_publisher_config_default();
+  pcfg.timeout_ns = 20 * MS_NS;
+  shmbus_publisher *pub = NULL;
+  shmbus_subscriber *sub = NULL;
+  OK(shmbus_subscriber_new(bus, "ll", &cfg, NULL, &sub));
+  OK(shmbus_publisher_new_with(bus, "ll", &cfg, &pcfg, &pub));
+
+  uint64_t seq = 99;
+  for (uint64_t i = 0; i < 4; i++) {
+    OK(shmbus_publisher_try_publish(pub, (const uint8_t *)&i, sizeof i, &seq));
+    CHECK(seq == i);
+  }
+  /* The ring is full: the subscriber has read nothing. */
+  uint64_t v = 4;
+  seq = 99;
+  CHECK_RC(shmbus_publisher_try_publish(pub, (const uint8_t *)&v, sizeof v, &seq),
+           SHMBUS_RESULT_WOULD_BLOCK);
+  shmbus_loan *loan = NULL;
+  CHECK_RC(shmbus_publisher_try_loan(pub, 8, &loan), SHMBUS_RESULT_WOULD_BLOCK);
+  uint64_t t0 = shmbus_monotonic_ns();
+  CHECK_RC(shmbus_publisher_publish(pub, (const uint8_t *)&v, sizeof v, &seq),
+           SHMBUS_RESULT_PUBLISH_TIMEOUT);
+  CHECK(shmbus_monotonic_ns() - t0 >= 20 * MS_NS);
+  char msg[256];
+  shmbus_last_error_message(msg, sizeof msg);
+  CHECK(strstr(msg, "timed out") != NULL);
+  CHECK_RC(shmbus_publisher_loan(pub, 8, &loan), SHMBUS_RESULT_PUBLISH_TIMEOUT);
+  CHECK(loan == NULL && seq == 99);
+
+  /* Reading one message frees one slot. */
+  uint64_t buf[1];
+  shmbus_message_info info;
+  OK(shmbus_subscriber_try_recv(sub, (uint8_t *)buf, sizeof buf, &info, NULL));
+  CHECK(info.seq == 0 && buf[0] == 0);
+  OK(shmbus_publisher_try_publish(pub, (const uint8_t *)&v, sizeof v, &seq));
+  CHECK(seq == 4);
+  v = 5;
+  CHECK_RC(shmbus_publisher_try_publish(pub, (const uint8_t *)&v, sizeof v, &seq),
+           SHMBUS_RESULT_WOULD_BLOCK);
+  OK(shmbus_subscriber_try_recv(sub, (uint8_t *)buf, sizeof buf, &info, NULL));
+  CHECK(info.seq == 1 && buf[0] == 1);
+  OK(shmbus_publisher_try_loan(pub, 8, &loan));
+  uint8_t *data = NULL;
+  size_t len = 0;
+  OK(shmbus_loan_data(loan, &data, &len));
+  CHECK(len == 8);
+  memcpy(data, &v, sizeof v);
+  OK(shmbus_loan_commit(loan, &seq));
+  CHECK(seq == 5);
+  /* Nothing was lost or duplicated. */
+  for (uint64_t i = 2; i <= 5; i++) {
+    shmbus_loss loss = {0, 0};
+    OK(shmbus_subscriber_recv_timeout(sub, (uint8_t *)buf, sizeof buf, RECV_NS, &info, &loss));
+    CHECK(info.seq == i && buf[0] == i);
+  }
+  CHECK_RC(shmbus_subscriber_try_recv(sub, (uint8_t *)buf, sizeof buf, &info, NULL),
+           SHMBUS_RESULT_EMPTY);
+
+  /* Freeing the subscriber unregisters it at once: the publisher runs free again. */
+  for (uint64_t i = 0; i < 4; i++) {
+    OK(shmbus_publisher_try_publish(pub, (const uint8_t *)&i, sizeof i, NULL));
+  }
+  CHECK_RC(shmbus_publisher_try_publish(pub, (const uint8_t *)&v, sizeof v, NULL),
+           SHMBUS_RESULT_WOULD_BLOCK);
+  shmbus_subscriber_free(sub);
+  for (uint64_t i = 0; i < 10; i++) {
+    OK(shmbus_publisher_try_publish(pub, (const uint8_t *)&i, sizeof i, NULL));
+  }
+  shmbus_publisher_free(pub);
+
+  /* A lossy topic never blocks: try_publish is publish. */
+  shmbus_topic_config lossy = cfg;
+  lossy.delivery = SHMBUS_DELIVERY_LOSSY;
+  OK(shmbus_subscriber_new(bus, "lossy", &lossy, NULL, &sub));
+  OK(shmbus_publisher_new_with(bus, "lossy", &lossy, NULL, &pub));
+  for (uint64_t i = 0; i < 10; i++) {
+    OK(shmbus_publisher_try_publish(pub, (const uint8_t *)&i, sizeof i, NULL));
+  }
+  OK(shmbus_publisher_try_loan(pub, 8, &loan));
+  OK(shmbus_loan_abort(loan));
+  shmbus_subscriber_free(sub);
+  shmbus_publisher_free(pub);
+
+  /* Unknown delivery values are refused, in topic and bus configurations. */
+  shmbus_topic_config bad = cfg;
+  bad.delivery = 2;
+  pub = NULL;
+  sub = NULL;
+  CHECK_RC(shmbus_publisher_new(bus, "bad", &bad, &pub), SHMBUS_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(shmbus_subscriber_new(bus, "bad", &bad, NULL, &sub), SHMBUS_RESULT_INVALID_ARGUMENT);
+  shmbus_last_error_message(msg, sizeof msg);
+  CHECK(strstr(msg, "shmbus_delivery") != NULL);
+  CHECK(pub == NULL && sub == NULL);
+  shmbus_bus_config bcfg = shmbus_bus_config_default();
+  bcfg.default_topic.delivery = 0xffffffffu;
+  shmbus_bus *other = NULL;
+  shmbus_bus_remove(name2);
+  CHECK_RC(shmbus_bus_create(name2, &bcfg, &other), SHMBUS_RESULT_INVALID_ARGUMENT);
+  CHECK(other == NULL);
+  CHECK_RC(shmbus_bus_remove(name2), SHMBUS_RESULT_NOT_FOUND);
+
+  shmbus_bus_free(bus);
+  OK(shmbus_bus_remove(name));
+}
+
+static void test_borrow(void) {
+  char name[64];
+  bus_name(name, sizeof name, "borrow");
+  shmbus_bus *bus = fresh_bus(name);
+  shmbus_topic_config cfg = lossless_cfg(2, 64);
+  shmbus_publisher *pub = NULL;
+  shmbus_subscriber *sub = NULL;
+  OK(shmbus_subscriber_new(bus, "b", &cfg, NULL, &sub));
+  OK(shmbus_publisher_new(bus, "b", &cfg, &pub));
+  uint32_t id = 0;
+  OK(shmbus_publisher_id(pub, &id));
+
+  const uint8_t *data = NULL;
+  size_t len = 77;
+  shmbus_message_info info = {77, 77, 77, 77};
+  shmbus_loss loss = {77, 77};
+  CHECK_RC(shmbus_subscriber_try_recv_borrow(sub, &data, &len, &info, &loss),
+           SHMBUS_RESULT_EMPTY);
+  CHECK_RC(shmbus_subscriber_recv_borrow_timeout(sub, 2 * MS_NS, &data, &len, &info, &loss),
+           SHMBUS_RESULT_TIMEOUT);
+  CHECK(data == NULL && len == 77 && info.seq == 77 && loss.count == 77); /* untouched */
+  CHECK_RC(shmbus_subscriber_release(sub), SHMBUS_RESULT_NO_SAMPLE);
+
+  uint64_t seq = 0;
+  OK(shmbus_publisher_publish(pub, (const uint8_t *)"hello", 5, &seq));
+  OK(shmbus_publisher_publish(pub, (const uint8_t *)"world!", 6, &seq));
+  CHECK(seq == 1);
+  OK(shmbus_subscriber_recv_borrow_timeout(sub, RECV_NS, &data, &len, &info, &loss));
+  CHECK(data != NULL && len == 5 && memcmp(data, "hello", 5) == 0);
+  CHECK(info.seq == 0 && info.len == 5 && info.publisher_id == id);
+
+  /* One borrow at a time, and no other receive while it is held. */
+  const uint8_t *data2 = NULL;
+  size_t len2 = 77;
+  uint8_t buf[64];
+  CHECK_RC(shmbus_subscriber_try_recv_borrow(sub, &data2, &len2, NULL, NULL),
+           SHMBUS_RESULT_SAMPLE_OUTSTANDING);
+  CHECK_RC(shmbus_subscriber_recv_borrow_timeout(sub, RECV_NS, &data2, &len2, NULL, NULL),
+           SHMBUS_RESULT_SAMPLE_OUTSTANDING);
+  CHECK(data2 == NULL && len2 == 77);
+  CHECK_RC(shmbus_subscriber_try_recv(sub, buf, sizeof buf, &info, NULL),
+           SHMBUS_RESULT_SAMPLE_OUTSTANDING);
+  CHECK_RC(shmbus_subscriber_recv(sub, buf, sizeof buf, &info, NULL),
+           SHMBUS_RESULT_SAMPLE_OUTSTANDING);
+  CHECK_RC(shmbus_subscriber_recv_timeout(sub, buf, sizeof buf, RECV_NS, &info, NULL),
+           SHMBUS_RESULT_SAMPLE_OUTSTANDING);
+  size_t cap = 0;
+  OK(shmbus_subscriber_capacity(sub, &cap)); /* fine: no side effects */
+  CHECK(cap == 64);
+
+  /* While the sample is held its slot stays taken: the 2-slot ring is full. */
+  CHECK_RC(shmbus_publisher_try_publish(pub, (const uint8_t *)"!", 1, &seq),
+           SHMBUS_RESULT_WOULD_BLOCK);
+  CHECK(memcmp(data, "hello", 5) == 0); /* still valid, unchanged */
+  OK(shmbus_subscriber_release(sub));
+  CHECK_RC(shmbus_subscriber_release(sub), SHMBUS_RESULT_NO_SAMPLE);
+  /* The release freed the slot. */
+  OK(shmbus_publisher_try_publish(pub, (const uint8_t *)"!", 1, &seq));
+  CHECK(seq == 2);
+
+  /* out_info and out_loss may be NULL. */
+  OK(shmbus_subscriber_try_recv_borrow(sub, &data, &len, NULL, NULL));
+  CHECK(len == 6 && memcmp(data, "world!", 6) == 0);
+  OK(shmbus_subscriber_release(sub));
+  /* Borrowing and copying interleave in order. */
+  OK(shmbus_subscriber_recv_timeout(sub, buf, sizeof buf, RECV_NS, &info, NULL));
+  CHECK(info.seq == 2 && info.len == 1 && buf[0] == '!');
+  CHECK_RC(shmbus_subscriber_try_recv_borrow(sub, &data, &len, &info, NULL),
+           SHMBUS_RESULT_EMPTY);
+
+  /* An empty message borrows as length 0. */
+  OK(shmbus_publisher_publish(pub, NULL, 0, &seq));
+  OK(shmbus_subscriber_recv_borrow_timeout(sub, RECV_NS, &data, &len, &info, NULL));
+  CHECK(len == 0 && info.len == 0 && info.seq == 3);
+  OK(shmbus_subscriber_release(sub));
+
+  /* Freeing a subscriber that holds a sample releases it (and unregisters the subscriber):
+   * the publisher then runs free. */
+  OK(shmbus_publisher_publish(pub, (const uint8_t *)"held", 4, &seq));
+  OK(shmbus_subscriber_try_recv_borrow(sub, &data, &len, &info, NULL));
+  CHECK(len == 4 && memcmp(data, "held", 4) == 0);
+  shmbus_subscriber_free(sub);
+  for (int i = 0; i < 5; i++) {
+    OK(shmbus_publisher_try_publish(pub, (const uint8_t *)"x", 1, NULL));
+  }
+  shmbus_publisher_free(pub);
+
+  /* Lossy topics cannot lend slots: a publisher could overwrite them. The message stays. */
+  OK(shmbus_subscriber_new(bus, "lossy", NULL, NULL, &sub));
+  OK(shmbus_publisher_new(bus, "lossy", NULL, &pub));
+  OK(shmbus_publisher_publish(pub, (const uint8_t *)"copy", 4, NULL));
+  data = NULL;
+  CHECK_RC(shmbus_subscriber_try_recv_borrow(sub, &data, &len, &info, NULL),
+           SHMBUS_RESULT_NOT_LOSSLESS);
+  CHECK_RC(shmbus_subscriber_recv_borrow_timeout(sub, RECV_NS, &data, &len, &info, NULL),
+           SHMBUS_RESULT_NOT_LOSSLESS);
+  char msg[128];
+  shmbus_last_error_message(msg, sizeof msg);
+  CHECK(strstr(msg, "lossless") != NULL);
+  CHECK(data == NULL);
+  CHECK_RC(shmbus_subscriber_release(sub), SHMBUS_RESULT_NO_SAMPLE);
+  OK(shmbus_subscriber_try_recv(sub, buf, sizeof buf, &info, NULL));
+  CHECK(info.len == 4 && memcmp(buf, "copy", 4) == 0);
+
+  shmbus_subscriber_free(sub);
+  shmbus_publisher_free(pub);
+  shmbus_bus_free(bus);
+  OK(shmbus_bus_remove(name));
+}
+
+static void test_delivery_mismatch(void) {
+  char name[64];
+  bus_name(name, sizeof name, "mode");
+  shmbus_bus *bus = fresh_bus(name);
+  shmbus_topic_config ll = lossless_cfg(8, 16);
+  shmbus_topic_config lossy = ll;
+  lossy.delivery = SHMBUS_DELIVERY_LOSSY;
+  shmbus_publisher *pub = NULL, *pub2 = NULL;
+  shmbus_subscriber *sub = NULL, *sub2 = NULL;
+
+  OK(shmbus_publisher_new(bus, "ll", &ll, &pub));
+  CHECK_RC(shmbus_publisher_new(bus, "ll", &lossy, &pub2), SHMBUS_RESULT_DELIVERY_MISMATCH);
+  char msg[256];
+  shmbus_last_error_message(msg, sizeof msg);
+  CHECK(strstr(msg, "Lossless") != NULL);
+  CHECK_RC(shmbus_publisher_new_with(bus, "ll", &lossy, NULL, &pub2),
+           SHMBUS_RESULT_DELIVERY_MISMATCH);
+  CHECK_RC(shmbus_subscriber_new(bus, "ll", &lossy, NULL, &sub2),
+           SHMBUS_RESULT_DELIVERY_MISMATCH);
+  /* Geometry is compared first. */
+  shmbus_topic_config bigger = lossy;
+  bigger.slots = 16;
+  CHECK_RC(shmbus_subscriber_new(bus, "ll", &bigger, NULL, &sub2),
+           SHMBUS_RESULT_GEOMETRY_MISMATCH);
+  CHECK(pub2 == NULL && sub2 == NULL);
+  /* A NULL config accepts the topic as it is: lossless here, so borrowing works. */
+  OK(shmbus_subscriber_new(bus, "ll", NULL, NULL, &sub));
+  const uint8_t *data = NULL;
+  size_t len = 0;
+  CHECK_RC(shmbus_subscriber_try_recv_borrow(sub, &data, &len, NULL, NULL), SHMBUS_RESULT_EMPTY);
+  shmbus_subscriber_free(sub);
+  shmbus_publisher_free(pub);
+
+  /* And the other way round. */
+  OK(shmbus_subscriber_new(bus, "lossy", &lossy, NULL, &sub));
+  CHECK_RC(shmbus_publisher_new(bus, "lossy", &ll, &pub2), SHMBUS_RESULT_DELIVERY_MISMATCH);
+  shmbus_subscriber_free(sub);
+  shmbus_bus_free(bus);
+  OK(shmbus_bus_remove(name));
+
+  /* The bus's default topic configuration may be lossless: topics made with a NULL config
+   * then are. */
+  shmbus_bus_config bcfg = shmbus_bus_config_default();
+  bcfg.size = 4u << 20;
+  bcfg.default_topic = lossless_cfg(4, 8);
+  OK(shmbus_bus_create(name, &bcfg, &bus));
+  OK(shmbus_subscriber_new(bus, "auto", NULL, NULL, &sub));
+  OK(shmbus_publisher_new(bus, "auto", NULL, &pub));
+  for (uint64_t i = 0; i < 4; i++) {
+    OK(shmbus_publisher_try_publish(pub, (const uint8_t *)&i, sizeof i, NULL));
+  }
+  CHECK_RC(shmbus_publisher_try_publish(pub, (const uint8_t *)"x", 1, NULL),
+           SHMBUS_RESULT_WOULD_BLOCK);
+  OK(shmbus_subscriber_try_recv_borrow(sub, &data, &len, NULL, NULL));
+  CHECK(len == 8 && data[0] == 0);
+  OK(shmbus_subscriber_release(sub));
+  CHECK_RC(shmbus_publisher_new(bus, "auto", &lossy, &pub2), SHMBUS_RESULT_GEOMETRY_MISMATCH);
+  shmbus_topic_config auto_lossy = lossless_cfg(4, 8);
+  auto_lossy.delivery = SHMBUS_DELIVERY_LOSSY;
+  CHECK_RC(shmbus_publisher_new(bus, "auto", &auto_lossy, &pub2),
+           SHMBUS_RESULT_DELIVERY_MISMATCH);
+  shmbus_subscriber_free(sub);
+  shmbus_publisher_free(pub);
+  shmbus_bus_free(bus);
+  OK(shmbus_bus_remove(name));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
 /* Parent publishes N messages; a forked child (own bus handle) receives them in order, then
  * replies with how many it got. Every receive has a timeout; alarm() bounds both processes. */
 #define FORK_BURST 500
@@ -678,6 +1015,129 @@ static void test_fork_exchange(void) {
   OK(shmbus_bus_remove(name));
 }
 
+/* Lossless exchange between processes: the parent publishes LL_COUNT messages as fast as it
+ * can into a small lossless ring (try_publish, falling back to a blocking publish with a 5 s
+ * timeout when the ring is full); a forked child receives them, alternately borrowing in place
+ * and copying (and now and then holding a borrowed sample for a few ms, so the ring fills), and
+ * checks that every message arrives once, in order, with nothing lost. */
+#define LL_COUNT 10000
+
+static shmbus_topic_config ll_fork_cfg(void) { return lossless_cfg(64, 32); }
+
+static int child_lossless(const char *name) {
+  alarm(60);
+  shmbus_bus *bus = NULL;
+  if (shmbus_bus_open(name, NULL, &bus) != SHMBUS_RESULT_OK) return 20;
+  shmbus_topic_config cfg = ll_fork_cfg();
+  shmbus_subscriber *sub = NULL;
+  shmbus_publisher *reply = NULL;
+  if (shmbus_subscriber_new(bus, "ll/data", &cfg, NULL, &sub) != SHMBUS_RESULT_OK) return 21;
+  if (shmbus_publisher_new(bus, "ll/reply", NULL, &reply) != SHMBUS_RESULT_OK) return 22;
+  /* Registered: from now on the parent cannot overwrite anything we have not read. */
+  if (shmbus_publisher_publish(reply, (const uint8_t *)"ready", 5, NULL) != SHMBUS_RESULT_OK)
+    return 23;
+  uint64_t got = 0;
+  for (uint64_t i = 0; i < LL_COUNT; i++) {
+    shmbus_message_info info;
+    shmbus_loss loss = {0, 0};
+    uint64_t value = 0;
+    shmbus_result rc;
+    if (i % 2 == 0) {
+      const uint8_t *data = NULL;
+      size_t len = 0;
+      rc = shmbus_subscriber_recv_borrow_timeout(sub, RECV_NS, &data, &len, &info, &loss);
+      if (rc == SHMBUS_RESULT_OK) {
+        if (len != sizeof value) return 24;
+        memcpy(&value, data, sizeof value);
+        /* Now and then hold the sample a while: the parent fills the ring and must wait. */
+        if (i % 1000 == 500) sleep_ms(3);
+        if (shmbus_subscriber_release(sub) != SHMBUS_RESULT_OK) return 25;
+      }
+    } else {
+      uint8_t buf[32];
+      rc = shmbus_subscriber_recv_timeout(sub, buf, sizeof buf, RECV_NS, &info, &loss);
+      if (rc == SHMBUS_RESULT_OK) {
+        if (info.len != sizeof value) return 26;
+        memcpy(&value, buf, sizeof value);
+      }
+    }
+    if (rc != SHMBUS_RESULT_OK) {
+      fprintf(stderr, "child: message %llu: %s (loss %llu+%llu)\n", (unsigned long long)i,
+              shmbus_result_str((int)rc), (unsigned long long)loss.first_seq,
+              (unsigned long long)loss.count);
+      return 27;
+    }
+    if (info.seq != i || value != i * 3 + 1) {
+      fprintf(stderr, "child: got seq %llu value %llu, want %llu\n",
+              (unsigned long long)info.seq, (unsigned long long)value, (unsigned long long)i);
+      return 28;
+    }
+    got++;
+  }
+  if (shmbus_publisher_publish(reply, (const uint8_t *)&got, sizeof got, NULL) != SHMBUS_RESULT_OK)
+    return 29;
+  shmbus_publisher_free(reply);
+  shmbus_subscriber_free(sub);
+  shmbus_bus_free(bus);
+  return 0;
+}
+
+static void test_fork_lossless(void) {
+  char name[64];
+  bus_name(name, sizeof name, "llfork");
+  shmbus_bus *bus = fresh_bus(name);
+  shmbus_topic_config cfg = ll_fork_cfg();
+  shmbus_publisher_config pcfg = shmbus_publisher_config_default();
+  pcfg.timeout_ns = RECV_NS;
+  shmbus_publisher *pub = NULL;
+  shmbus_subscriber *replies = NULL;
+  OK(shmbus_publisher_new_with(bus, "ll/data", &cfg, &pcfg, &pub));
+  OK(shmbus_subscriber_new(bus, "ll/reply", NULL, NULL, &replies));
+  fflush(NULL);
+  pid_t child = fork();
+  CHECK(child >= 0);
+  if (child == 0) {
+    _exit(child_lossless(name));
+  }
+  unsigned watchdog = alarm(90);
+  uint8_t buf[64];
+  shmbus_message_info info;
+  OK(shmbus_subscriber_recv_timeout(replies, buf, sizeof buf, RECV_NS, &info, NULL));
+  CHECK(info.len == 5 && memcmp(buf, "ready", 5) == 0);
+  uint64_t full = 0;
+  for (uint64_t i = 0; i < LL_COUNT; i++) {
+    uint64_t value = i * 3 + 1, seq = 0;
+    shmbus_result rc = shmbus_publisher_try_publish(pub, (const uint8_t *)&value, sizeof value,
+                                                    &seq);
+    if (rc == SHMBUS_RESULT_WOULD_BLOCK) {
+      full++;
+      rc = shmbus_publisher_publish(pub, (const uint8_t *)&value, sizeof value, &seq);
+    }
+    CHECK_RC(rc, SHMBUS_RESULT_OK);
+    if (rc != SHMBUS_RESULT_OK || seq != i) {
+      CHECK(seq == i);
+      break;
+    }
+  }
+  uint64_t got = 0;
+  OK(shmbus_subscriber_recv_timeout(replies, (uint8_t *)&got, sizeof got, 3 * RECV_NS, &info,
+                                    NULL));
+  CHECK(got == LL_COUNT);
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child);
+  alarm(watchdog);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "child status %d\n", status);
+  }
+  printf("  (lossless: %llu of %d publishes found the ring full)\n", (unsigned long long)full,
+         LL_COUNT);
+  shmbus_subscriber_free(replies);
+  shmbus_publisher_free(pub);
+  shmbus_bus_free(bus);
+  OK(shmbus_bus_remove(name));
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 struct test {
@@ -698,8 +1158,12 @@ int main(int argc, char **argv) {
       {"ownership", test_ownership},
       {"last_error", test_last_error},
       {"fork_exchange", test_fork_exchange},
+      {"lossless_backpressure", test_lossless_backpressure},
+      {"borrow", test_borrow},
+      {"delivery_mismatch", test_delivery_mismatch},
+      {"fork_lossless", test_fork_lossless},
   };
-  alarm(120); /* watchdog for the whole run */
+  alarm(240); /* watchdog for the whole run */
   int passed = 0, failed = 0;
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
     if (argc > 1 && strstr(tests[i].name, argv[1]) == NULL) continue;

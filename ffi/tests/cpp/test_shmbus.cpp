@@ -1,5 +1,5 @@
 // Tests of the C++ wrapper (shmbus.hpp): RAII and moves, exceptions with codes, receive
-// statuses, loans. Built and run by `cargo test -p shmbus-ffi --test c_tests` with
+// statuses, loans, lossless delivery (try_publish statuses, timeouts, borrowed Samples). Built and run by `cargo test -p shmbus-ffi --test c_tests` with
 // -std=c++17 -Wall -Wextra -Werror -pedantic -fsanitize=address,undefined. Every receive that
 // expects a message has a timeout; alarm() bounds the run.
 #include <unistd.h>
@@ -151,6 +151,77 @@ static void test_loans() {
   shmbus::Bus::remove(name);
 }
 
+// Removes a bus when the test ends, also when it ends with an exception.
+struct RemoveBus {
+  std::string name;
+  ~RemoveBus() { shmbus_bus_remove(name.c_str()); }
+};
+
+static void test_lossless() {
+  std::string name = bus_name("lossless");
+  shmbus::BusConfig cfg;
+  cfg.size = 4u << 20;
+  shmbus::Bus bus = shmbus::Bus::create(name, cfg);
+  RemoveBus remove_bus{name};
+  shmbus::TopicConfig tc =
+      shmbus::TopicConfig().with_geometry(2, 16).with_delivery(SHMBUS_DELIVERY_LOSSLESS);
+  CHECK(shmbus::TopicConfig().delivery == SHMBUS_DELIVERY_LOSSY);
+  shmbus::Subscriber sub = bus.subscriber("ll", tc);
+  shmbus::Publisher pub =
+      bus.publisher("ll", tc, shmbus::PublisherConfig().with_timeout(10ms));
+
+  CHECK(sub.try_recv_borrow().status() == shmbus::Sample::Status::empty);
+  CHECK(sub.recv_borrow_timeout(1ms).status() == shmbus::Sample::Status::timeout);
+  shmbus::Published p = pub.try_publish("one");
+  CHECK(p && p.seq == 0);
+  CHECK(pub.try_publish("two").seq == 1);
+  p = pub.try_publish("three");
+  CHECK(!p && p.status == shmbus::Published::Status::would_block);
+  CHECK(!pub.try_loan(5));
+  CHECK_THROWS(pub.publish("three"), SHMBUS_RESULT_PUBLISH_TIMEOUT);
+  CHECK_THROWS(pub.loan(5), SHMBUS_RESULT_PUBLISH_TIMEOUT);
+
+  {
+    shmbus::Sample s = sub.recv_borrow_timeout(5s);
+    CHECK(s && s.status() == shmbus::Sample::Status::message);
+    CHECK(s.info().seq == 0 && shmbus::as_string(s.bytes()) == "one");
+    CHECK_THROWS(sub.try_recv_borrow(), SHMBUS_RESULT_SAMPLE_OUTSTANDING);
+    std::vector<std::uint8_t> buf = sub.make_buffer();
+    CHECK_THROWS(sub.try_recv(buf), SHMBUS_RESULT_SAMPLE_OUTSTANDING);
+    CHECK(!pub.try_publish("three"));  // the held sample keeps its slot
+    shmbus::Sample moved = std::move(s);
+    CHECK(!s && moved && shmbus::as_string(moved.bytes()) == "one");
+  }  // released here
+  CHECK(pub.try_publish("three").seq == 2);
+  shmbus::Sample s = sub.try_recv_borrow();
+  CHECK(s && shmbus::as_string(s.bytes()) == "two");
+  s.release();
+  CHECK(!s && s.bytes().empty());
+  CHECK_THROWS(s.release(), SHMBUS_RESULT_NULL_PARAMETER);
+  shmbus::Loan loan = pub.try_loan(4);
+  CHECK(loan);
+  std::memcpy(loan.data().data(), "four", 4);
+  CHECK(loan.commit() == 3);
+  s = sub.try_recv_borrow();
+  CHECK(s && s.info().seq == 2 && shmbus::as_string(s.bytes()) == "three");
+  // `s = sub.try_recv_borrow()` would receive before `s` lets go of "three": release first.
+  CHECK_THROWS(s = sub.try_recv_borrow(), SHMBUS_RESULT_SAMPLE_OUTSTANDING);
+  CHECK(s && s.info().seq == 2);  // a failed assignment leaves `s` as it was
+  s.release();
+  s = sub.try_recv_borrow();
+  CHECK(s && s.info().seq == 3 && shmbus::as_string(s.bytes()) == "four");
+  s = shmbus::Sample();  // releases
+
+  // Delivery mode is part of a topic's identity; lossy topics do not lend slots.
+  CHECK_THROWS(bus.publisher("ll", shmbus::TopicConfig().with_geometry(2, 16)),
+               SHMBUS_RESULT_DELIVERY_MISMATCH);
+  shmbus::Subscriber lossy =
+      bus.subscriber("lossy", shmbus::SubscriberConfig().with_liveness_window(50ms));
+  CHECK_THROWS(lossy.try_recv_borrow(), SHMBUS_RESULT_NOT_LOSSLESS);
+  shmbus::Publisher lossy_pub = bus.publisher("lossy", shmbus::PublisherConfig());
+  for (int i = 0; i < 2000; i++) CHECK(lossy_pub.try_publish("x"));  // never blocks
+}
+
 static void test_span() {
   std::uint8_t raw[4] = {1, 2, 3, 4};
   shmbus::MutBytes m(raw);
@@ -176,6 +247,7 @@ int main() {
   } tests[] = {{"errors_and_moves", test_errors_and_moves},
                {"receive_statuses", test_receive_statuses},
                {"loans", test_loans},
+               {"lossless", test_lossless},
                {"span", test_span}};
   int passed = 0, failed = 0;
   for (auto& t : tests) {
