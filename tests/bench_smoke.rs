@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 /// Longest the benchmark may run before the test kills it.
 const WATCHDOG: Duration = Duration::from_secs(120);
 
-const TRANSPORTS: [&str; 6] = ["shmbus", "floor", "futex", "pipe", "unix", "tcp"];
+const TRANSPORTS: [&str; 7] = ["shmbus", "c", "floor", "futex", "pipe", "unix", "tcp"];
 const SCENARIOS: [&str; 4] = ["pingpong", "open-loop", "stream", "fanout"];
 const MODES: [&str; 4] = ["spin", "park", "spin-then-park", "blocking"];
-const RUN_KEYS: [&str; 16] = [
+const RUN_KEYS: [&str; 17] = [
     "scenario",
     "transport",
     "mode",
+    "path",
     "payload_bytes",
     "subscribers",
     "rate_per_s",
@@ -41,8 +42,53 @@ impl Drop for TempDir {
     }
 }
 
+/// Whether a C compiler (`$CC`, else `cc`) runs.
+fn have_cc() -> bool {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    Command::new(&cc)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Builds `libshmbus.a` next to the benchmark binary (cargo does not build the C library for
+/// another package's tests), so the `c` transport can run.
+fn build_c_library() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_shmbus"));
+    let profile_dir = exe.parent().expect("target/<profile>");
+    let profile = profile_dir
+        .file_name()
+        .and_then(|p| p.to_str())
+        .expect("profile folder");
+    let target = profile_dir.parent().expect("target folder");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet", "-p", "shmbus-ffi", "--lib"])
+        .env("CARGO_TARGET_DIR", target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    match profile {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build -p shmbus-ffi failed");
+    assert!(profile_dir.join("libshmbus.a").is_file());
+}
+
 #[test]
 fn quick_bench_writes_complete_reports() {
+    let with_c = have_cc();
+    if with_c {
+        build_c_library();
+    } else {
+        eprintln!("SKIPPED (c transport only): no working C compiler; set CC");
+    }
     let dir = TempDir(std::env::temp_dir().join(format!("shmbus-smoke-{}", std::process::id())));
     fs::create_dir_all(&dir.0).unwrap();
     let (json_path, hdr_dir, svg) = (dir.0.join("b.json"), dir.0.join("hdr"), dir.0.join("b.svg"));
@@ -54,7 +100,7 @@ fn quick_bench_writes_complete_reports() {
             "--duration",
             "50ms",
             "--payload",
-            "8,1KiB",
+            "8,64,1KiB,1MiB",
         ])
         .args(["--rate", "20000,1000", "--json"])
         .arg(&json_path)
@@ -94,8 +140,38 @@ fn quick_bench_writes_complete_reports() {
     for run in runs {
         check_run(run);
     }
-    for t in TRANSPORTS {
-        assert!(runs.iter().any(|r| r.str("transport") == t), "no {t} run");
+    for t in TRANSPORTS.iter().filter(|&&t| with_c || t != "c") {
+        assert!(runs.iter().any(|r| r.str("transport") == *t), "no {t} run");
+    }
+    if !with_c {
+        assert!(
+            out.contains("c transport skipped:"),
+            "no note on the c transport:\n{out}"
+        );
+    }
+    // Both paths at every size, in spin mode: the sweep runs the borrow path at every --payload
+    // and the copy path at each but 64 B, which the ping-pong scenario covers.
+    for payload in [8.0, 64.0, 1024.0, 1048576.0] {
+        for path in ["copy", "borrow"] {
+            assert!(
+                runs.iter().any(|r| r.str("scenario") == "pingpong"
+                    && r.str("transport") == "shmbus"
+                    && r.str("mode") == "spin"
+                    && r.str("path") == path
+                    && r.num("payload_bytes") == payload),
+                "no shmbus/spin/{path} ping-pong at {payload} B"
+            );
+        }
+    }
+    let borrow = json::Value::Str("borrow".to_owned());
+    assert!(
+        runs.iter()
+            .all(|r| r.get("path") != Some(&borrow) || r.str("scenario") == "pingpong"),
+        "the borrow path is ping-pong only"
+    );
+    assert!(out.contains("sweep shmbus/spin borrow p50:"), "{out}");
+    if with_c {
+        assert!(out.contains("ffi 64B spin: one-way p50"), "{out}");
     }
     for s in SCENARIOS {
         assert!(runs.iter().any(|r| r.str("scenario") == s), "no {s} run");
@@ -126,6 +202,11 @@ fn check_run(r: &json::Value) {
         assert!(r.get(key).is_some(), "run without {key}: {r:?}");
     }
     assert!(TRANSPORTS.contains(&r.str("transport")), "{r:?}");
+    // `path` is "copy" or "borrow" on shmbus runs, null on every other transport.
+    match r.str("transport") {
+        "shmbus" => assert!(matches!(r.str("path"), "copy" | "borrow"), "{r:?}"),
+        _ => assert_eq!(r.get("path"), Some(&json::Value::Null), "{r:?}"),
+    }
     assert!(SCENARIOS.contains(&r.str("scenario")), "{r:?}");
     assert!(MODES.contains(&r.str("mode")), "{r:?}");
     assert!(r.num("count") > 0.0, "empty run: {r:?}");

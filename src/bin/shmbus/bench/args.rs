@@ -13,10 +13,13 @@ use super::workload::Limits;
 /// Options of `shmbus bench`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Scenarios: pingpong (64 B, every transport and mode), sweep (ping-pong at \
-    each other --payload), open-loop (each --rate), stream (as fast as possible), fanout (one \
-    publisher to each --subscribers count). The floor is always measured (unless --transport leaves \
-    it out): it is the reference of the p50/floor column."
+    after_help = "Scenarios: pingpong (64 B, every transport and mode, and shmbus with a C echo: \
+    transport c), sweep (ping-pong at each other --payload, and shmbus on the borrow path at every \
+    --payload), open-loop (each --rate), stream (as fast as possible), fanout (one publisher to \
+    each --subscribers count). The floor is always measured (unless --transport leaves it out): it \
+    is the reference of the p50/floor column. The c transport compiles a C echo with $CC (or cc) \
+    against libshmbus.a next to this executable (or $SHMBUS_BENCH_LIB), and is skipped with a note \
+    if it cannot."
 )]
 pub struct BenchArgs {
     /// Short run for CI: 100 ms per run and one repeat unless given (whole run well under 30 s).
@@ -32,8 +35,9 @@ pub struct BenchArgs {
     /// Open-loop rates in messages per second (comma list).
     #[arg(long, value_delimiter = ',', default_values_t = [100_000u64, 1_000])]
     pub rate: Vec<u64>,
-    /// Ping-pong payload sweep sizes in bytes (comma list; `1KiB`, `64k` accepted).
-    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_values = ["8", "64", "1KiB", "64KiB"])]
+    /// Ping-pong payload sweep sizes in bytes (comma list; `1KiB`, `64k` accepted); the shmbus
+    /// borrow path runs at each of them, the copy path and the other transports at each but 64 B.
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_values = ["8", "64", "1KiB", "64KiB", "1MiB"])]
     pub payload: Vec<usize>,
     /// Fanout subscriber counts (comma list).
     #[arg(long, value_delimiter = ',', default_values_t = [2usize, 4])]
@@ -41,7 +45,8 @@ pub struct BenchArgs {
     /// Fanout publishing rate in messages per second.
     #[arg(long, default_value_t = 10_000)]
     pub fanout_rate: u64,
-    /// shmbus wait modes (comma list) [default: all; the sweep uses spin unless given].
+    /// shmbus wait modes (comma list) [default: all; the sweep and the c transport use spin
+    /// unless given].
     #[arg(long, value_delimiter = ',', value_enum)]
     pub mode: Vec<Mode>,
     /// CPUs to pin to: the initiator/publisher's first, then the other processes' [default: the
@@ -79,7 +84,7 @@ pub struct Settings {
     pub repeat: u32,
     /// shmbus wait modes of every scenario but the sweep.
     pub modes: Vec<Mode>,
-    /// shmbus wait modes of the payload sweep.
+    /// shmbus wait modes of the payload sweep and of the c transport.
     pub sweep_modes: Vec<Mode>,
 }
 

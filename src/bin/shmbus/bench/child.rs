@@ -22,7 +22,7 @@ use super::Result;
 use super::clock::now_ns;
 use super::hist;
 use super::machine::pin_to;
-use super::plan::{Mode, Transport};
+use super::plan::{DataPath, Mode, Transport};
 use super::transports::{self, Shape};
 use super::workload;
 
@@ -68,6 +68,9 @@ pub struct ChildArgs {
     /// Spin phase of spin-then-park, in microseconds.
     #[arg(long, default_value_t = 50)]
     pub spin_us: u64,
+    /// shmbus: copy or borrow path.
+    #[arg(long, value_enum, default_value = "copy")]
+    pub path: DataPath,
 }
 
 /// Exit status when a watchdog ends the child.
@@ -88,6 +91,7 @@ pub fn run(args: &ChildArgs) -> Result<()> {
         children: 1,
         duplex: args.role == Role::Echo,
         spin: Duration::from_micros(args.spin_us),
+        path: args.path,
     };
     let mut ep = transports::open_child(&shape, &args.addrs)?;
     let mut out = BufWriter::new(io::stdout().lock());

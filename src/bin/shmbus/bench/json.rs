@@ -4,12 +4,14 @@
 //! {"schema": 1,
 //!  "machine": {"cpu": "...", "cores": 2, "smt_siblings": false, "kernel": "...",
 //!              "clocksource": "...", "clock_read_ns": 20, "pinned": true},
-//!  "runs": [{"scenario": "pingpong", "transport": "shmbus", "mode": "spin", "payload_bytes": 64,
-//!            "subscribers": 1, "rate_per_s": null, "repeat": 0, "count": 200000, "lost": 0,
+//!  "runs": [{"scenario": "pingpong", "transport": "shmbus", "mode": "spin", "path": "copy",
+//!            "payload_bytes": 64, "subscribers": 1, "rate_per_s": null, "repeat": 0, "count": 200000, "lost": 0,
 //!            "p50_ns": 0, "p90_ns": 0, "p99_ns": 0, "p99_9_ns": 0, "p99_99_ns": 0,
 //!            "max_ns": 0, "msgs_per_s": 0.0}]}
 //! ```
 //! One run object per scenario × transport × mode × payload × subscribers × repeat (and rate).
+//! `transport` is one of `shmbus`, `c` (shmbus with a C echo), `floor`, `futex`, `pipe`, `unix`,
+//! `tcp`; `path` is `"copy"` or `"borrow"` for `shmbus` and `null` for every other transport.
 //! `smt_siblings` is `null` when unknown; `msgs_per_s` is round trips per second for ping-pong
 //! and messages delivered per second (summed over subscribers) otherwise.
 
@@ -50,13 +52,17 @@ fn machine_object(m: &Machine) -> String {
 fn run_object(r: &RunRecord) -> String {
     let s = &r.summary;
     format!(
-        "{{\"scenario\": {}, \"transport\": {}, \"mode\": {}, \"payload_bytes\": {}, \
-         \"subscribers\": {}, \"rate_per_s\": {}, \"repeat\": {}, \"count\": {}, \"lost\": {}, \
+        "{{\"scenario\": {}, \"transport\": {}, \"mode\": {}, \"path\": {}, \
+         \"payload_bytes\": {}, \"subscribers\": {}, \"rate_per_s\": {}, \"repeat\": {}, \
+         \"count\": {}, \"lost\": {}, \
          \"p50_ns\": {}, \"p90_ns\": {}, \"p99_ns\": {}, \"p99_9_ns\": {}, \"p99_99_ns\": {}, \
          \"max_ns\": {}, \"msgs_per_s\": {}}}",
         string(r.spec.scenario.as_str()),
         string(r.spec.transport.as_str()),
         string(r.spec.mode.as_str()),
+        r.spec
+            .path
+            .map_or("null".to_owned(), |p| string(p.as_str())),
         r.spec.payload,
         r.spec.subscribers,
         r.spec.rate.map_or("null".to_owned(), |v| v.to_string()),

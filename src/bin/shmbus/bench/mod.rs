@@ -18,7 +18,10 @@
 //!   every message it delayed (coordinated omission counted, not hidden).
 //! * **Same method for every transport in the same run**: `floor` (one cache line ping-ponged
 //!   through shared memory by busy-spinning), `futex` (raw cross-process futex ping-pong),
-//!   `pipe`, `unix`, `tcp` (127.0.0.1, `TCP_NODELAY`), and `shmbus` in each wait mode.
+//!   `pipe`, `unix`, `tcp` (127.0.0.1, `TCP_NODELAY`), `shmbus` in each wait mode, on the copy
+//!   path (lossy topics, `publish` / `recv_timeout` into buffers) and, in the payload sweep, on
+//!   the borrow path (lossless topics, `loan` / `recv_borrow_timeout` in place), and `c`: shmbus
+//!   with a C echo linked against `libshmbus.a` (see [`c_echo`]), to show the cost of the FFI.
 //! * **Repeats.** Each configuration runs `--repeat` times, interleaved with the others; the table
 //!   shows the median of the repeats for each percentile, the min-max of the repeat p50s, and the
 //!   worst max. The verdict uses the worst p99.99 and max of any repeat.
@@ -27,6 +30,7 @@
 //!   Names (shared memory, FIFOs, sockets) contain the parent's pid and are removed at the end.
 
 mod args;
+mod c_echo;
 pub mod child;
 mod clock;
 mod hist;
@@ -50,14 +54,14 @@ mod workload;
 use std::fs;
 use std::io::IsTerminal;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use args::BenchArgs;
 use args::Settings;
 use machine::Machine;
-use plan::{PlanOptions, RunSpec};
+use plan::{PlanOptions, RunSpec, Transport};
 use report::RunRecord;
 
 /// Errors of the benchmark: a message, with context where it helps.
@@ -83,19 +87,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     } else {
         machine.cores
     };
-    let (plan, notes) = build_plan(args, &settings, usable_cpus);
+    let (mut plan, mut notes) = build_plan(args, &settings, usable_cpus);
+    let stale = stale::sweep();
+    let dir = RunDir::create()?;
+    let c_echo = prepare_c_echo(&mut plan, &mut notes, &dir.0);
     output::print_header(&machine, &plan, &settings, &notes);
-    match stale::sweep() {
+    match stale {
         0 => {}
         n => println!("removed {n} names left by benchmark runs that were killed"),
     }
-    let dir = RunDir::create()?;
     let ctx = procs::Ctx {
         exe: std::env::current_exe()?,
         cpus: if parent_pinned { cpus } else { Vec::new() },
         limits: settings.limits,
         spin: args.spin,
         dir: dir.0.clone(),
+        c_echo,
     };
     let done = run_all(&ctx, &plan, settings.repeat, &stop);
     machine.pinned = parent_pinned && done.children_pinned && !done.records.is_empty();
@@ -128,6 +135,25 @@ fn build_plan(args: &BenchArgs, settings: &Settings, cpus: usize) -> (Vec<RunSpe
         fanout_rate: args.fanout_rate,
         cpus,
     })
+}
+
+/// Builds the C echo if the plan has `c` runs; if it cannot be built here, drops those runs and
+/// says why (the rest of the benchmark runs as usual).
+fn prepare_c_echo(plan: &mut Vec<RunSpec>, notes: &mut Vec<String>, dir: &Path) -> Option<PathBuf> {
+    if !plan.iter().any(|s| s.transport == Transport::C) {
+        return None;
+    }
+    match c_echo::build(dir) {
+        Ok(c) => {
+            notes.push(format!("c: echo built with {}", c.description));
+            Some(c.exe)
+        }
+        Err(why) => {
+            plan.retain(|s| s.transport != Transport::C);
+            notes.push(format!("c transport skipped: {why}"));
+            None
+        }
+    }
 }
 
 /// The CPUs to pin to: `--cpus` (checked against the allowed set), or the first two allowed.

@@ -45,16 +45,24 @@ const LEGEND: &str = "\
 p50..p99.99, msgs/s: median of the repeats; p50 range: lowest-highest repeat p50; max: worst repeat
 pingpong:           one-way = round trip / 2 (one process, one clock); msgs/s = round trips/s
 open-loop, fanout:  receive time - intended send time (coordinated omission counted)
-stream:             receive time - send time (mostly queueing); msgs/s = deliveries/s";
+stream:             receive time - send time (mostly queueing); msgs/s = deliveries/s
+path (shmbus):      copy = lossy topic, publish + recv_timeout copy all N bytes in and out;
+                    borrow = lossless topic, loan + recv_borrow_timeout, header written/read in place
+c:                  shmbus ping-pong whose echo is a C program on libshmbus.a (copy path)";
 
 /// Prints the table, the verdict and the failures.
 pub fn print_results(m: &Machine, rows: &[report::Row], failures: &[String]) {
     println!();
     print!("{}", report::table(rows));
     println!();
-    let throughput = report::throughput(rows);
-    if !throughput.is_empty() {
-        println!("{throughput}");
+    for summary in [
+        report::sweep_summary(rows),
+        report::ffi_summary(rows),
+        report::throughput(rows),
+    ] {
+        if !summary.is_empty() {
+            println!("{summary}");
+        }
     }
     println!("{LEGEND}");
     println!(
@@ -100,11 +108,13 @@ pub fn write_outputs(
     Ok(())
 }
 
-/// `pingpong-shmbus-spin-64B-1sub.hdr`, `open-loop-pipe-blocking-64B-1sub-1000ps.hdr`.
+/// `pingpong-shmbus-spin-copy-64B-1sub.hdr`, `pingpong-shmbus-spin-borrow-1048576B-1sub.hdr`,
+/// `open-loop-pipe-blocking-64B-1sub-1000ps.hdr` (the path only for shmbus).
 fn hdr_file_name(s: &RunSpec) -> String {
     let rate = s.rate.map_or(String::new(), |r| format!("-{r}ps"));
+    let path = s.path.map_or(String::new(), |p| format!("-{}", p.as_str()));
     format!(
-        "{}-{}-{}-{}B-{}sub{rate}.hdr",
+        "{}-{}-{}{path}-{}B-{}sub{rate}.hdr",
         s.scenario.as_str(),
         s.transport.as_str(),
         s.mode.as_str(),

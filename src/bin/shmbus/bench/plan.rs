@@ -29,13 +29,15 @@ impl Scenario {
     }
 }
 
-/// What `--only` selects. `sweep` is the ping-pong at the `--payload` sizes other than 64 B; its
-/// runs are reported as scenario `pingpong` with their payload size.
+/// What `--only` selects. `sweep` is the ping-pong at the `--payload` sizes other than 64 B (and
+/// the shmbus borrow path at every size); its runs are reported as scenario `pingpong` with their
+/// payload size and, for shmbus, their path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Selection {
-    /// Ping-pong at 64 B, every transport and mode.
+    /// Ping-pong at 64 B, every transport and mode (and the C echo).
     Pingpong,
-    /// Ping-pong at each other `--payload` size.
+    /// Ping-pong at each other `--payload` size (shmbus copy path), and at every size on the
+    /// shmbus borrow path.
     Sweep,
     /// Fixed rate (each `--rate`), coordinated omission counted.
     OpenLoop,
@@ -50,6 +52,9 @@ pub enum Selection {
 pub enum Transport {
     /// This crate.
     Shmbus,
+    /// This crate with a C echo: the ping-pong's other end is a C program linked against
+    /// `libshmbus.a` (the FFI), built at bench time (see `c_echo.rs`).
+    C,
     /// One cache line ping-ponged through a shared mapping with busy-spin: the hardware floor.
     Floor,
     /// A raw cross-process futex ping-pong: the floor of sleeping and waking.
@@ -67,6 +72,7 @@ impl Transport {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Shmbus => "shmbus",
+            Self::C => "c",
             Self::Floor => "floor",
             Self::Futex => "futex",
             Self::Pipe => "pipe",
@@ -111,6 +117,27 @@ impl fmt::Display for Mode {
     }
 }
 
+/// How a shmbus run moves the payload (the `path` field of the JSON; shmbus runs only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum DataPath {
+    /// Lossy topic; `publish` copies the sender's buffer into the slot and `recv_timeout` copies
+    /// the slot into the receiver's buffer.
+    Copy,
+    /// Lossless topic; the sender writes the header in place through `loan` and the receiver
+    /// reads it in place through `recv_borrow_timeout` (no payload copy either way).
+    Borrow,
+}
+
+impl DataPath {
+    /// The name used in the table and in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Copy => "copy",
+            Self::Borrow => "borrow",
+        }
+    }
+}
+
 /// One configuration: every repeat of it is one row of the JSON, and all repeats one table row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RunSpec {
@@ -126,19 +153,33 @@ pub struct RunSpec {
     pub transport: Transport,
     /// How the receiver waits.
     pub mode: Mode,
+    /// shmbus only: copy or borrow path (`None` for every other transport).
+    pub path: Option<DataPath>,
 }
 
 impl RunSpec {
     /// A short label, e.g. `open-loop@100k shmbus/park 64B`.
     pub fn label(&self) -> String {
         format!(
-            "{} {}/{} {}B x{}",
+            "{} {} {}B x{}",
             self.scenario_label(),
-            self.transport.as_str(),
-            self.mode,
+            self.series_label(),
             self.payload,
             self.subscribers
         )
+    }
+
+    /// `transport/mode`, plus `/borrow` on the borrow path: `shmbus/spin`, `shmbus/spin/borrow`.
+    pub fn series_label(&self) -> String {
+        match self.path {
+            Some(DataPath::Borrow) => format!("{}/{}/borrow", self.transport.as_str(), self.mode),
+            _ => format!("{}/{}", self.transport.as_str(), self.mode),
+        }
+    }
+
+    /// The path column: `copy`, `borrow`, or `-` for transports other than shmbus.
+    pub fn path_str(&self) -> &'static str {
+        self.path.map_or("-", DataPath::as_str)
     }
 
     /// The scenario with its rate, e.g. `open-loop@1k`.
@@ -167,7 +208,7 @@ pub struct PlanOptions<'a> {
     pub transports: &'a [Transport],
     /// shmbus wait modes.
     pub modes: &'a [Mode],
-    /// shmbus wait modes of the payload sweep.
+    /// shmbus wait modes of the payload sweep and of the C echo.
     pub sweep_modes: &'a [Mode],
     /// Ping-pong sweep sizes.
     pub payloads: &'a [usize],
@@ -189,13 +230,14 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
     let mut runs = Vec::new();
     let mut notes = Vec::new();
     let selected = |s: Selection| o.only.is_empty() || o.only.contains(&s);
-    let single = |scenario, payload, rate, transport, mode| RunSpec {
+    let single = |scenario, payload, rate, transport: Transport, mode| RunSpec {
         scenario,
         payload,
         subscribers: 1,
         rate,
         transport,
         mode,
+        path: (transport == Transport::Shmbus).then_some(DataPath::Copy),
     };
     // The floor is the reference of the p50/floor column: always measured unless filtered out.
     runs.push(single(
@@ -216,12 +258,31 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
         push_all(&mut runs, o.modes, |t, m| {
             single(Scenario::Pingpong, BASE_PAYLOAD, None, t, m)
         });
+        // Rust initiator, C echo: next to shmbus/spin at 64 B, the cost of the FFI.
+        for &m in o.sweep_modes {
+            runs.push(single(
+                Scenario::Pingpong,
+                BASE_PAYLOAD,
+                None,
+                Transport::C,
+                m,
+            ));
+        }
     }
     if selected(Selection::Sweep) {
         for &p in o.payloads.iter().filter(|&&p| p != BASE_PAYLOAD) {
             push_all(&mut runs, o.sweep_modes, |t, m| {
                 single(Scenario::Pingpong, p, None, t, m)
             });
+        }
+        // The borrow path at every size, 64 B included (ping-pong at 64 B is copy only).
+        for &p in o.payloads {
+            for &m in o.sweep_modes {
+                runs.push(RunSpec {
+                    path: Some(DataPath::Borrow),
+                    ..single(Scenario::Pingpong, p, None, Transport::Shmbus, m)
+                });
+            }
         }
     }
     if selected(Selection::OpenLoop) {
@@ -240,12 +301,14 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
         for &n in o.subscribers {
             let modes = fanout_modes(o.modes, n, o.cpus, &mut notes);
             push_all(&mut runs, &modes, |transport, mode| RunSpec {
-                scenario: Scenario::Fanout,
-                payload: BASE_PAYLOAD,
                 subscribers: n,
-                rate: Some(o.fanout_rate),
-                transport,
-                mode,
+                ..single(
+                    Scenario::Fanout,
+                    BASE_PAYLOAD,
+                    Some(o.fanout_rate),
+                    transport,
+                    mode,
+                )
             });
         }
     }
@@ -320,5 +383,45 @@ mod tests {
                 .all(|r| r.mode == Mode::Park && r.scenario == Scenario::Fanout)
         );
         assert_eq!(notes.len(), 2);
+    }
+
+    #[test]
+    fn sweep_has_both_paths_and_pingpong_the_c_echo() {
+        let o = PlanOptions {
+            only: &[Selection::Pingpong, Selection::Sweep],
+            transports: &[Transport::Shmbus, Transport::C],
+            modes: &[Mode::Spin, Mode::Park],
+            sweep_modes: &[Mode::Spin],
+            payloads: &[8, 64, 1 << 20],
+            rates: &[1000],
+            subscribers: &[2],
+            fanout_rate: 10_000,
+            cpus: 2,
+        };
+        let (runs, _) = build(&o);
+        let with = |payload, path| {
+            runs.iter()
+                .filter(|r| r.transport == Transport::Shmbus)
+                .filter(|r| r.payload == payload && r.path == Some(path))
+                .count()
+        };
+        // Copy: 8 B and 1 MiB in spin, 64 B in both modes; borrow: every size in spin.
+        assert_eq!((with(8, DataPath::Copy), with(64, DataPath::Copy)), (1, 2));
+        assert_eq!(with(1 << 20, DataPath::Copy), 1);
+        for p in [8, 64, 1 << 20] {
+            assert_eq!(with(p, DataPath::Borrow), 1, "{p}");
+        }
+        let c: Vec<&RunSpec> = runs
+            .iter()
+            .filter(|r| r.transport == Transport::C)
+            .collect();
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].payload, c[0].mode, c[0].path), (64, Mode::Spin, None));
+        assert_eq!(c[0].series_label(), "c/spin");
+        let borrow = runs.iter().find(|r| r.path == Some(DataPath::Borrow));
+        assert_eq!(
+            borrow.map(RunSpec::series_label).as_deref(),
+            Some("shmbus/spin/borrow")
+        );
     }
 }

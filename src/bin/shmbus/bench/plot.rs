@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::hist;
-use super::plan::{Mode, Scenario, Transport};
+use super::plan::{DataPath, Mode, Scenario, Transport};
 use super::report::{Row, fmt_bytes};
 
 /// Panel width and height in px.
@@ -25,10 +25,15 @@ const PALETTE: [&str; 12] = [
 /// What puts two rows in the same panel: scenario, rate, subscribers, payload.
 type PanelKey = (Scenario, Option<u64>, usize, usize);
 
+/// What gives a line its colour and label: transport, mode, shmbus path.
+type SeriesKey = (Transport, Mode, Option<DataPath>);
+
 /// One line: a label and its points `(1/(1-q), ns)`.
 struct Series {
-    /// `transport/mode`.
-    key: (Transport, Mode),
+    /// `transport/mode` (`/borrow` on the borrow path).
+    key: SeriesKey,
+    /// Its legend text.
+    label: String,
     /// The percentile curve.
     points: Vec<(f64, u64)>,
 }
@@ -36,9 +41,9 @@ struct Series {
 /// Renders every row's merged histogram, grouped in panels.
 pub fn render(rows: &[Row], title: &str) -> String {
     let mut panels: BTreeMap<PanelKey, (String, Vec<Series>)> = BTreeMap::new();
-    let mut keys: Vec<(Transport, Mode)> = rows
+    let mut keys: Vec<SeriesKey> = rows
         .iter()
-        .map(|r| (r.spec.transport, r.spec.mode))
+        .map(|r| (r.spec.transport, r.spec.mode, r.spec.path))
         .collect();
     keys.sort();
     keys.dedup();
@@ -54,7 +59,8 @@ pub fn render(rows: &[Row], title: &str) -> String {
             .or_insert_with(|| (name, Vec::new()))
             .1
             .push(Series {
-                key: (s.transport, s.mode),
+                key: (s.transport, s.mode, s.path),
+                label: s.series_label(),
                 points: hist::curve(&r.merged),
             });
     }
@@ -87,7 +93,7 @@ fn panel(
     (ox, oy): (f64, f64),
     name: &str,
     series: &[Series],
-    keys: &[(Transport, Mode)],
+    keys: &[SeriesKey],
 ) {
     let (x0, y0) = (ox + MARGIN.0, oy + MARGIN.2);
     let (pw, ph) = (PANEL.0 - MARGIN.0 - MARGIN.1, PANEL.1 - MARGIN.2 - MARGIN.3);
@@ -154,13 +160,12 @@ fn panel(
             svg,
             "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.6\" points=\"{}\"/>\n\
              <line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"3\"/>\
-             <text x=\"{}\" y=\"{}\">{}/{}</text>",
+             <text x=\"{}\" y=\"{}\">{}</text>",
             points.trim_end(),
             lx + 18.0,
             lx + 24.0,
             ly + 4.0,
-            s.key.0.as_str(),
-            s.key.1.as_str()
+            escape(&s.label)
         );
     }
 }

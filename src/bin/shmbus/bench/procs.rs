@@ -18,7 +18,7 @@ use super::Result;
 use super::child::Role;
 use super::clock::{now_ns, ns};
 use super::hist::{self, Hist};
-use super::plan::{RunSpec, Scenario};
+use super::plan::{DataPath, RunSpec, Scenario, Transport};
 use super::transports::{self, Names, Shape};
 use super::workload::{self, Limits};
 
@@ -40,6 +40,8 @@ pub struct Ctx {
     pub spin: Duration,
     /// Private directory for FIFOs and sockets.
     pub dir: PathBuf,
+    /// The compiled C echo of the `c` transport (`None`: not built, no `c` runs).
+    pub c_echo: Option<PathBuf>,
 }
 
 /// The result of one run.
@@ -66,6 +68,7 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
         children: spec.subscribers,
         duplex: spec.scenario == Scenario::Pingpong,
         spin: ctx.spin,
+        path: spec.path.unwrap_or(DataPath::Copy),
     };
     let names = Names {
         dir: ctx.dir.clone(),
@@ -194,10 +197,13 @@ impl Children {
             watchdog: Some(watchdog),
         };
         for (i, child_addrs) in addrs.iter().enumerate() {
-            let mut cmd = child_command(ctx, spec, child_addrs, i, skip, deadline);
+            let mut cmd = match spec.transport {
+                Transport::C => c_echo_command(ctx, spec, child_addrs, deadline)?,
+                _ => child_command(ctx, spec, child_addrs, i, skip, deadline),
+            };
             let mut child = cmd
                 .spawn()
-                .map_err(|e| format!("start {:?}: {e}", ctx.exe))?;
+                .map_err(|e| format!("start {:?}: {e}", cmd.get_program()))?;
             let stdout = child.stdout.take().ok_or("child without stdout")?;
             children.stdins.extend(child.stdin.take());
             lock(&children.procs).push(child);
@@ -392,7 +398,8 @@ fn child_command(
         .args(["--parent-pid", &std::process::id().to_string()])
         .args(["--deadline-ms", &deadline.as_millis().to_string()])
         .args(["--skip", &skip.to_string()])
-        .args(["--spin-us", &ctx.spin.as_micros().to_string()]);
+        .args(["--spin-us", &ctx.spin.as_micros().to_string()])
+        .args(["--path", spec.path.unwrap_or(DataPath::Copy).as_str()]);
     for a in addrs {
         cmd.args(["--addr", a]);
     }
@@ -403,4 +410,38 @@ fn child_command(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     cmd
+}
+
+/// The command line of the C echo (`c` transport, ping-pong only): positional arguments
+/// `BUS PAYLOAD MODE SPIN_NS CPU PARENT_PID DEADLINE_MS` (CPU -1: no pinning); it speaks the
+/// same `ready` / `done` protocol as `bench-child --role echo` and has the same watchdogs.
+fn c_echo_command(
+    ctx: &Ctx,
+    spec: &RunSpec,
+    addrs: &[String],
+    deadline: Duration,
+) -> Result<Command> {
+    let exe = ctx.c_echo.as_ref().ok_or("the C echo was not built")?;
+    if spec.scenario != Scenario::Pingpong {
+        return Err("the c transport measures ping-pong only".into());
+    }
+    let bus = addrs.first().ok_or("no bus name for the C echo")?;
+    let cpu = match ctx.cpus.as_slice() {
+        [_, child, ..] => child.to_string(),
+        _ => "-1".to_owned(),
+    };
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        bus.as_str(),
+        &spec.payload.to_string(),
+        spec.mode.as_str(),
+        &ctx.spin.as_nanos().to_string(),
+        &cpu,
+        &std::process::id().to_string(),
+        &deadline.as_millis().to_string(),
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    Ok(cmd)
 }

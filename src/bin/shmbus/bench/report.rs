@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::hist::{Hist, Summary};
-use super::plan::{RunSpec, Scenario, Transport};
+use super::plan::{DataPath, Mode, RunSpec, Scenario, Transport};
 
 /// The result of one repeat of one configuration.
 pub struct RunRecord {
@@ -108,6 +108,7 @@ pub fn table(rows: &[Row]) -> String {
         "scenario",
         "transport",
         "mode",
+        "path",
         "payload",
         "subs",
         "p50",
@@ -127,6 +128,7 @@ pub fn table(rows: &[Row]) -> String {
             r.spec.scenario_label(),
             r.spec.transport.as_str().to_owned(),
             r.spec.mode.as_str().to_owned(),
+            r.spec.path_str().to_owned(),
             fmt_bytes(r.spec.payload),
             r.spec.subscribers.to_string(),
             fmt_ns(r.median.p50),
@@ -146,7 +148,7 @@ pub fn table(rows: &[Row]) -> String {
             }),
         ]);
     }
-    render(&cells, 5)
+    render(&cells, 6)
 }
 
 /// Lays out `cells` in aligned columns: the first `text_cols` left-aligned, the rest right-aligned.
@@ -199,6 +201,68 @@ pub fn throughput(rows: &[Row]) -> String {
     out
 }
 
+/// The payload sweep of shmbus in spin mode, one line per path: p50 at each size, from the
+/// smallest to the largest, and the ratio largest / smallest (flat: close to 1x).
+pub fn sweep_summary(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for path in [DataPath::Copy, DataPath::Borrow] {
+        let mut points: Vec<(usize, u64)> = rows
+            .iter()
+            .filter(|r| r.spec.scenario == Scenario::Pingpong && r.spec.mode == Mode::Spin)
+            .filter(|r| r.spec.transport == Transport::Shmbus && r.spec.path == Some(path))
+            .map(|r| (r.spec.payload, r.median.p50))
+            .collect();
+        points.sort_unstable();
+        let (Some(first), Some(last)) = (points.first(), points.last()) else {
+            continue;
+        };
+        if points.len() < 2 {
+            continue;
+        }
+        let sizes: Vec<String> = points
+            .iter()
+            .map(|&(p, ns)| format!("{} {}", fmt_bytes(p), fmt_ns(ns)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "sweep shmbus/spin {:<6} p50: {} ({:.1}x from {} to {})",
+            path.as_str(),
+            sizes.join(", "),
+            last.1 as f64 / first.1.max(1) as f64,
+            fmt_bytes(first.0),
+            fmt_bytes(last.0)
+        );
+    }
+    out
+}
+
+/// The cost of the C API: ping-pong p50 with a C echo against a Rust one, same mode and size.
+pub fn ffi_summary(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for c in rows.iter().filter(|r| r.spec.transport == Transport::C) {
+        let rust = rows.iter().find(|r| {
+            r.spec.transport == Transport::Shmbus
+                && r.spec.path == Some(DataPath::Copy)
+                && (r.spec.scenario, r.spec.payload, r.spec.mode)
+                    == (c.spec.scenario, c.spec.payload, c.spec.mode)
+        });
+        let Some(rust) = rust else { continue };
+        let (a, b) = (rust.median.p50, c.median.p50);
+        let _ = writeln!(
+            out,
+            "ffi {} {}: one-way p50 Rust<->Rust {}, Rust<->C {} ({}{}, {:.2}x)",
+            fmt_bytes(c.spec.payload),
+            c.spec.mode,
+            fmt_ns(a),
+            fmt_ns(b),
+            if b >= a { "+" } else { "-" },
+            fmt_ns(b.abs_diff(a)),
+            b as f64 / a.max(1) as f64
+        );
+    }
+    out
+}
+
 /// The verdict line: did every shmbus configuration keep p99.99 and max under 1 ms in every repeat?
 pub fn verdict(rows: &[Row]) -> String {
     const LIMIT_NS: u64 = 1_000_000;
@@ -219,8 +283,12 @@ pub fn verdict(rows: &[Row]) -> String {
             } else {
                 String::new()
             };
+            let borrow = match s.path {
+                Some(DataPath::Borrow) => "/borrow",
+                _ => "",
+            };
             format!(
-                "{}{fan} {} {} (p99.99 {}, max {})",
+                "{}{fan} {}{borrow} {} (p99.99 {}, max {})",
                 s.scenario_label(),
                 s.mode,
                 fmt_bytes(s.payload),

@@ -4,7 +4,9 @@
 //!   the echo, reads the clock again and records half the round trip as the one-way latency. Both
 //!   timestamps come from one process, so no cross-process clock comparison is involved, and a
 //!   symmetric path (same payload, same wait mode both ways) makes half the round trip the one-way
-//!   cost. Throughput is round trips per second.
+//!   cost. Throughput is round trips per second. Each side writes and reads only the 8-byte
+//!   sequence number ([`Endpoint::send_seq`], [`Endpoint::recv_seq`]): through private buffers
+//!   that the transport copies (every transport but the shmbus borrow path), or in place.
 //! * **Open loop** (parent publishes, children receive): message `i` is *intended* to leave at
 //!   `start + i / rate` and carries that intended time; the receiver records `now - intended`. A
 //!   publisher that falls behind (blocked in `write`, descheduled) sends late, and the delay lands
@@ -82,8 +84,7 @@ pub fn pingpong(ep: &mut dyn Endpoint, payload: usize, limits: &Limits) -> Resul
         seq += 1;
         count += 1;
     }
-    msg::put_seq(&mut out, msg::END);
-    ep.send(&out)?;
+    ep.send_seq(&mut out, msg::END)?;
     let secs = (now - start) as f64 / 1e9;
     Ok(PingPong {
         hist: h,
@@ -91,14 +92,14 @@ pub fn pingpong(ep: &mut dyn Endpoint, payload: usize, limits: &Limits) -> Resul
     })
 }
 
-/// Sends `seq` and waits for its echo.
+/// Sends `seq` and waits for its echo. `out` and `back` are the initiator's private buffers
+/// (used by the copy path; the borrow path writes and reads the header in place).
 fn round_trip(ep: &mut dyn Endpoint, out: &mut [u8], back: &mut [u8], seq: u64) -> Result<()> {
-    msg::put_seq(out, seq);
-    ep.send(out)?;
+    ep.send_seq(out, seq)?;
     let deadline = now_ns() + ns(ROUND_TRIP_TIMEOUT);
-    match ep.recv(back, deadline)? {
-        Recv::Msg(_) if msg::seq(back) == seq => Ok(()),
-        Recv::Msg(_) => Err(format!("echo of {seq} came back as {}", msg::seq(back)).into()),
+    match ep.recv_seq(back, deadline)? {
+        Recv::Msg(got) if got == seq => Ok(()),
+        Recv::Msg(got) => Err(format!("echo of {seq} came back as {got}").into()),
         Recv::Lost(n) => Err(format!("{n} ping-pong messages lost").into()),
         Recv::TimedOut => Err(format!("no echo of message {seq} within 5 s").into()),
     }
@@ -113,10 +114,12 @@ pub fn echo(ep: &mut dyn Endpoint, payload: usize, deadline_ns: u64) -> Result<u
     let mut buf = vec![0u8; payload];
     let mut count = 0u64;
     loop {
-        match ep.recv(&mut buf, deadline_ns)? {
-            Recv::Msg(_) if msg::seq(&buf) == msg::END => return Ok(count),
-            Recv::Msg(_) => {
-                ep.send(&buf)?;
+        match ep.recv_seq(&mut buf, deadline_ns)? {
+            Recv::Msg(msg::END) => return Ok(count),
+            Recv::Msg(seq) => {
+                // Copy path: sends back the buffer it received into (the sequence number is
+                // already there); borrow path: writes the sequence number into a new slot.
+                ep.send_seq(&mut buf, seq)?;
                 count += 1;
             }
             Recv::Lost(n) => return Err(format!("echo: {n} messages lost").into()),

@@ -1,35 +1,71 @@
-//! `shmbus`: this crate, in each of its wait modes.
+//! `shmbus`: this crate, in each of its wait modes, on the copy or the borrow path.
 //!
 //! The parent creates a bus named after the run (`bench-<pid>-<run>`) and removes it when its end
 //! is dropped, on error paths too. Ping-pong uses topic `ping` (parent to child) and `pong` (back);
 //! the one-way scenarios topic `data`, one publisher and a subscriber per child. Subscribers see
 //! only messages published after they were created, so each child creates its subscriber before
 //! it reports ready, and the parent sends nothing before every child is ready.
+//!
+//! What each ping-pong hop touches (sender, then receiver):
+//! * **copy** (lossy topics): the sender writes the 8-byte sequence number into its private
+//!   payload-sized buffer and `publish` copies all N bytes into the slot; the receiver's
+//!   `recv_timeout` copies all N bytes out of the slot into its private buffer (and validates
+//!   the seqlock), and the loop reads the sequence number from that buffer.
+//! * **borrow** (lossless topics): the sender takes the slot with `loan(N)`, writes the 8-byte
+//!   sequence number into it in place and publishes; the receiver's `recv_borrow_timeout`
+//!   validates the slot and the loop reads the sequence number (and the length) in place, then
+//!   drops the `Sample`, which consumes the message. The other N - 8 bytes are never written or
+//!   read by anyone: they hold whatever the slot held.
+//!
+//! The application work is the same on both paths (write 8 bytes, read 8 bytes); the difference
+//! is the two N-byte copies the copy path makes per hop. The C echo (`c` transport) attaches to
+//! the same bus and topics (copy path) through the C API.
 
 use std::time::Duration;
 
 use shmbus::{
-    Bus, BusConfig, Publisher, RecvError, Subscriber, SubscriberConfig, TopicConfig, WaitStrategy,
+    Bus, BusConfig, Delivery, Publisher, PublisherConfig, RecvError, Subscriber, SubscriberConfig,
+    TopicConfig, WaitStrategy,
 };
 
 use super::super::Result;
 use super::super::clock::now_ns;
-use super::super::plan::Mode;
+use super::super::msg;
+use super::super::plan::{DataPath, Mode};
 use super::{Endpoint, Names, Prepared, Recv, Rendezvous, Shape, addr};
 
 /// Ring bytes per topic the benchmark aims for: the slot count is this divided by the payload.
 const RING_BYTES: usize = 4 << 20;
 
-/// The geometry both ends use for every topic of the run.
-fn topic_config(payload: usize) -> TopicConfig {
+/// Longest a borrow-path publisher waits for room (one message is in flight: it never waits).
+const LOAN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The geometry both ends use for every topic of the run: lossy for the copy path, lossless for
+/// the borrow path.
+fn topic_config(payload: usize, path: DataPath) -> TopicConfig {
     let slots = (RING_BYTES / payload.max(1))
         .clamp(64, 4096)
         .next_power_of_two();
     TopicConfig {
         slots: u32::try_from(slots).unwrap_or(4096),
         payload_size: u32::try_from(payload).unwrap_or(u32::MAX),
+        delivery: match path {
+            DataPath::Copy => Delivery::Lossy,
+            DataPath::Borrow => Delivery::Lossless,
+        },
         ..Default::default()
     }
+}
+
+/// A publisher on `topic` of `bus` with the run's geometry.
+fn publish_on(bus: &Bus, topic: &str, cfg: &TopicConfig) -> Result<Publisher> {
+    let pub_cfg = PublisherConfig {
+        timeout: LOAN_TIMEOUT,
+        ..Default::default()
+    };
+    bus.topic_with(topic, cfg)
+        .and_then(|t| t.publisher_with(&pub_cfg))
+        .map_err(|e| format!("topic {topic}: {e}").into())
 }
 
 /// A bus big enough for `topics` rings of `cfg` (slot header and alignment included) plus the
@@ -65,7 +101,10 @@ impl Drop for Remove {
 /// Creates the bus, its topics and the parent's publisher (and, for ping-pong, its subscriber).
 pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
     let name = format!("bench-{}", names.tag);
-    let cfg = topic_config(shape.payload);
+    if shape.path == DataPath::Borrow && !shape.duplex {
+        return Err("the borrow path is measured in ping-pong only".into());
+    }
+    let cfg = topic_config(shape.payload, shape.path);
     let bus_cfg = bus_config(&cfg, if shape.duplex { 2 } else { 1 });
     let bus = Bus::create(&name, &bus_cfg).map_err(|e| format!("create bus {name}: {e}"))?;
     let remove = Remove(name.clone());
@@ -74,10 +113,7 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
     } else {
         ("data", None)
     };
-    let publisher = bus
-        .topic_with(out, &cfg)
-        .and_then(|t| t.publisher())
-        .map_err(|e| format!("topic {out}: {e}"))?;
+    let publisher = publish_on(&bus, out, &cfg)?;
     let subscriber = match back {
         Some(back) => Some(subscribe(&bus, back, &cfg, shape)?),
         None => None,
@@ -85,6 +121,7 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
     let end = BusEndpoint {
         publisher: Some(publisher),
         subscriber,
+        borrow: shape.path == DataPath::Borrow,
         _bus: bus,
         _remove: Some(remove),
     };
@@ -98,7 +135,7 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
 pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> {
     let name = addr(addrs, 0)?;
     let bus = Bus::open(name).map_err(|e| format!("open bus {name}: {e}"))?;
-    let cfg = topic_config(shape.payload);
+    let cfg = topic_config(shape.payload, shape.path);
     let (input, reply) = if shape.duplex {
         ("ping", Some("pong"))
     } else {
@@ -106,16 +143,13 @@ pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> 
     };
     let subscriber = subscribe(&bus, input, &cfg, shape)?;
     let publisher = match reply {
-        Some(t) => Some(
-            bus.topic_with(t, &cfg)
-                .and_then(|t| t.publisher())
-                .map_err(|e| format!("topic {t}: {e}"))?,
-        ),
+        Some(t) => Some(publish_on(&bus, t, &cfg)?),
         None => None,
     };
     Ok(Box::new(BusEndpoint {
         publisher,
         subscriber: Some(subscriber),
+        borrow: shape.path == DataPath::Borrow,
         _bus: bus,
         _remove: None,
     }))
@@ -149,6 +183,8 @@ struct BusEndpoint {
     publisher: Option<Publisher>,
     /// Receives on `pong` (parent), `ping` (echo) or `data` (receiver).
     subscriber: Option<Subscriber>,
+    /// Borrow path: ping-pong messages are written and read in place (lossless topics).
+    borrow: bool,
     /// The attachment the handles use.
     _bus: Bus,
     /// Set on the creator's end.
@@ -176,6 +212,56 @@ impl Endpoint for BusEndpoint {
                 }
                 Err(RecvError::Timeout | RecvError::Empty) => continue,
                 Err(e) => return Err(format!("recv: {e}").into()),
+            }
+        }
+    }
+
+    fn send_seq(&mut self, scratch: &mut [u8], seq: u64) -> Result<()> {
+        if !self.borrow {
+            msg::put_seq(scratch, seq);
+            return self.send(scratch);
+        }
+        let publisher = self.publisher.as_mut().ok_or("this end only receives")?;
+        let mut loan = publisher
+            .loan(scratch.len())
+            .map_err(|e| format!("loan: {e}"))?;
+        // In place: the header only, as the copy path's sender writes into its buffer.
+        msg::put_seq(loan.as_mut_slice(), seq);
+        loan.publish();
+        Ok(())
+    }
+
+    fn recv_seq(&mut self, scratch: &mut [u8], deadline_ns: u64) -> Result<Recv<u64>> {
+        if !self.borrow {
+            return Ok(match self.recv(scratch, deadline_ns)? {
+                Recv::Msg(_) => Recv::Msg(msg::seq(scratch)),
+                Recv::Lost(n) => Recv::Lost(n),
+                Recv::TimedOut => Recv::TimedOut,
+            });
+        }
+        let sub = self.subscriber.as_mut().ok_or("this end only sends")?;
+        loop {
+            let left = deadline_ns.saturating_sub(now_ns());
+            match sub.recv_borrow_timeout(Duration::from_nanos(left)) {
+                // In place: the length and the header, as the copy path's loop reads its buffer.
+                // Dropping the sample consumes the message.
+                Ok(sample) if sample.len() == scratch.len() => {
+                    return Ok(Recv::Msg(msg::seq(&sample)));
+                }
+                Ok(sample) => {
+                    return Err(format!(
+                        "borrowed a {}-byte message, expected {}",
+                        sample.len(),
+                        scratch.len()
+                    )
+                    .into());
+                }
+                Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
+                Err(RecvError::Timeout | RecvError::Empty) if left == 0 => {
+                    return Ok(Recv::TimedOut);
+                }
+                Err(RecvError::Timeout | RecvError::Empty) => continue,
+                Err(e) => return Err(format!("recv_borrow: {e}").into()),
             }
         }
     }

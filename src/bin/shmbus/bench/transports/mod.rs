@@ -15,13 +15,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Result;
-use super::plan::{Mode, Transport};
+use super::msg;
+use super::plan::{DataPath, Mode, Transport};
 
-/// What [`Endpoint::recv`] produced.
+/// What [`Endpoint::recv`] (a length) or [`Endpoint::recv_seq`] (a sequence number) produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Recv {
-    /// A message of this many bytes is in the buffer.
-    Msg(usize),
+pub enum Recv<T = usize> {
+    /// A message: its length in bytes (in the buffer), or its sequence number.
+    Msg(T),
     /// The transport reported this many messages lost (overrun); nothing is in the buffer.
     Lost(u64),
     /// The deadline passed first.
@@ -46,6 +47,32 @@ pub trait Endpoint {
     /// # Errors
     /// Any transport error (a closed peer included).
     fn recv(&mut self, buf: &mut [u8], deadline_ns: u64) -> Result<Recv>;
+
+    /// Ping-pong: sends message `seq`, `scratch.len()` bytes long. The default is the copy path:
+    /// the sequence number goes into `scratch` (the sender's private buffer) and the buffer is
+    /// sent. The shmbus borrow path overrides it to write the sequence number in place.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    fn send_seq(&mut self, scratch: &mut [u8], seq: u64) -> Result<()> {
+        msg::put_seq(scratch, seq);
+        self.send(scratch)
+    }
+
+    /// Ping-pong: receives the next message and returns its sequence number. The default is the
+    /// copy path: the message is received into `scratch` (the receiver's private buffer) and the
+    /// sequence number read from there. The shmbus borrow path overrides it to read the sequence
+    /// number in place.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    fn recv_seq(&mut self, scratch: &mut [u8], deadline_ns: u64) -> Result<Recv<u64>> {
+        Ok(match self.recv(scratch, deadline_ns)? {
+            Recv::Msg(_) => Recv::Msg(msg::seq(scratch)),
+            Recv::Lost(n) => Recv::Lost(n),
+            Recv::TimedOut => Recv::TimedOut,
+        })
+    }
 }
 
 /// The parent's half-made connection, between starting the children and using it.
@@ -80,6 +107,8 @@ pub struct Shape {
     pub duplex: bool,
     /// Spin phase of `spin-then-park`.
     pub spin: Duration,
+    /// shmbus: copy path (lossy topics) or borrow path (lossless topics, ping-pong only).
+    pub path: DataPath,
 }
 
 /// Unique names for one run: `tag` is `<pid>-<run number>`; `dir` is the run directory.
@@ -109,7 +138,8 @@ impl Names {
 /// Creating the rendezvous point failed.
 pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
     match shape.transport {
-        Transport::Shmbus => bus::prepare(shape, names),
+        // The C echo attaches to the same bus and topics as a Rust one.
+        Transport::Shmbus | Transport::C => bus::prepare(shape, names),
         Transport::Floor | Transport::Futex => line::prepare(shape, names),
         Transport::Pipe | Transport::Unix | Transport::Tcp => stream::prepare(shape, names),
     }
@@ -122,6 +152,7 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
 pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> {
     match shape.transport {
         Transport::Shmbus => bus::open_child(shape, addrs),
+        Transport::C => Err("the c transport's echo is the C program, not bench-child".into()),
         Transport::Floor | Transport::Futex => line::open_child(shape, addrs),
         Transport::Pipe | Transport::Unix | Transport::Tcp => stream::open_child(shape, addrs),
     }
