@@ -37,13 +37,6 @@ impl Default for PublisherConfig {
     }
 }
 
-/// A claimed sequence: whether we own its slot, and the clock when it was claimed.
-struct Claimed {
-    seq: u64,
-    owned: bool,
-    now: u64,
-}
-
 /// Whether a claim may wait for room (lossless topics).
 #[derive(Clone, Copy)]
 enum Block {
@@ -167,13 +160,11 @@ impl Publisher {
     #[inline]
     fn publish_inner(&mut self, msg: &[u8], block: Block) -> Result<u64, PublishError> {
         self.check_len(msg.len())?;
-        let Claimed { seq, owned, now } = self.claim(block)?;
+        let (seq, owned) = self.claim(block)?;
         if owned {
             seqlock::store_payload(self.ring.payload_words(seq), msg);
         }
-        // A copy is published at the time of its claim (its bytes take no longer to copy than
-        // the clock takes to read).
-        self.commit(seq, msg.len(), owned, now);
+        self.commit(seq, msg.len(), owned);
         Ok(seq)
     }
 
@@ -215,7 +206,7 @@ impl Publisher {
     #[inline]
     fn loan_inner(&mut self, len: usize, block: Block) -> Result<Loan<'_>, PublishError> {
         self.check_len(len)?;
-        let Claimed { seq, owned, .. } = self.claim(block)?;
+        let (seq, owned) = self.claim(block)?;
         if !owned && self.scratch.len() < len {
             self.scratch.resize(len, 0);
         }
@@ -245,7 +236,7 @@ impl Publisher {
     /// Takes a sequence number and its slot. `owned` is false if a later lap took the slot first
     /// (we were a ring behind); the message is then overrun before it is written.
     #[inline]
-    fn claim(&mut self, block: Block) -> Result<Claimed, PublishError> {
+    fn claim(&mut self, block: Block) -> Result<(u64, bool), PublishError> {
         let rec = self.record();
         rec.inflight.store(INFLIGHT_CLAIMING, Ordering::Relaxed);
         crate::crash_point("publish-before-claim");
@@ -265,29 +256,15 @@ impl Publisher {
         let rec = self.record();
         rec.inflight.store(seq, Ordering::Relaxed);
         crate::crash_point("publish-after-claim");
-        // The slot's line is usually in a subscriber's cache (it polls the stamp): ask for it
-        // now, and read the clock while it travels, instead of stalling on the CAS first.
-        self.ring.prefetch_for_write(seq);
-        let now = sys::monotonic_ns();
         let stamp_word = &self.ring.slot(seq).stamp;
         let mut since: Option<Instant> = None;
         loop {
             match seqlock::begin_write(stamp_word, seq) {
                 Begin::Acquired => {
                     crate::crash_point("publish-after-begin");
-                    return Ok(Claimed {
-                        seq,
-                        owned: true,
-                        now,
-                    });
+                    return Ok((seq, true));
                 }
-                Begin::Superseded => {
-                    return Ok(Claimed {
-                        seq,
-                        owned: false,
-                        now,
-                    });
-                }
+                Begin::Superseded => return Ok((seq, false)),
                 Begin::Busy { stamp } => {
                     // A writer one ring earlier still holds this slot. Wait; past the liveness
                     // window, repair the slot if that writer is dead.
@@ -354,13 +331,14 @@ impl Publisher {
 
     /// Fills the slot header, commits, and wakes sleepers.
     #[inline]
-    fn commit(&mut self, seq: u64, len: usize, owned: bool, timestamp_ns: u64) {
+    fn commit(&mut self, seq: u64, len: usize, owned: bool) {
         let ring = &*self.ring;
         if owned {
             let slot = ring.slot(seq);
             slot.len.store(len as u32, Ordering::Relaxed);
             slot.publisher.store(self.id, Ordering::Relaxed);
-            slot.timestamp_ns.store(timestamp_ns, Ordering::Relaxed);
+            slot.timestamp_ns
+                .store(sys::monotonic_ns(), Ordering::Relaxed);
             crate::crash_point("publish-before-commit");
             seqlock::end_write(&slot.stamp, seq, seqlock::COMMITTED);
         }
@@ -539,8 +517,7 @@ impl Loan<'_> {
     pub fn publish(mut self) -> u64 {
         self.done = true;
         let (seq, len, owned) = (self.seq, self.len, self.owned);
-        // A loan is published when it is committed, however long it was held.
-        self.publisher.commit(seq, len, owned, sys::monotonic_ns());
+        self.publisher.commit(seq, len, owned);
         seq
     }
 }

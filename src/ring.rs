@@ -208,20 +208,6 @@ impl Ring {
         unsafe { std::slice::from_raw_parts(first.as_ptr(), words) }
     }
 
-    /// Hints the CPU to fetch the line of `seq`'s slot header for writing (x86_64 `PREFETCHW`;
-    /// a no-op elsewhere and on CPUs without it). Never faults.
-    #[inline]
-    pub fn prefetch_for_write(&self, seq: u64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let p = self.slot(seq) as *const SlotHeader as *const i8;
-            // SAFETY: a prefetch never faults or changes memory; `p` points into the block anyway.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(p) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = seq;
-    }
-
     /// The payload of the slot that holds `seq` as raw bytes, for a writer that owns the slot.
     #[inline]
     pub fn payload_ptr(&self, seq: u64) -> NonNull<u8> {

@@ -56,7 +56,7 @@ pub struct MessageInfo {
     /// Payload length in bytes.
     pub len: usize,
     /// When it was published: CLOCK_MONOTONIC in ns (see [`monotonic_ns`](crate::monotonic_ns)),
-    /// read when a copy was claimed or when a loan was committed.
+    /// read just before the message was committed.
     pub timestamp_ns: u64,
     /// The publisher's id ([`Publisher::id`](crate::Publisher::id)).
     pub publisher_id: u32,
