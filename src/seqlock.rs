@@ -84,6 +84,20 @@ pub(crate) fn begin_write(stamp_word: &AtomicU64, seq: u64) -> Begin {
     }
 }
 
+/// Takes the slot for `seq` when no other live writer can exist (a topic with one publisher
+/// entry): one Release store instead of a CAS, so the store retires at once and the line's
+/// transfer overlaps the payload writes instead of stalling them. The slot may still show a dead
+/// publisher's WRITING or a peer's repair of an older sequence: both are older than `seq`, and a
+/// peer's repair CAS against our WRITING(seq) fails, so overwriting them is correct.
+#[inline]
+pub(crate) fn begin_write_exclusive(stamp_word: &AtomicU64, seq: u64) {
+    // SYNC: Release pairs with the Acquire stamp load of a peer that checks whether we are alive
+    // (it then sees `inflight = seq` in our record), as in `begin_write`.
+    stamp_word.store(stamp(seq, WRITING), Ordering::Release);
+    // SYNC: as in `begin_write`: pairs with the reader's Acquire fence in `validate`.
+    fence(Ordering::Release);
+}
+
 /// Closes a slot taken with [`begin_write`]: `state` is [`COMMITTED`] or [`ABORTED`].
 #[inline]
 pub(crate) fn end_write(stamp_word: &AtomicU64, seq: u64, state: u64) {

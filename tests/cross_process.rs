@@ -216,33 +216,50 @@ fn torn_subscriber(bus: &Bus) {
 
 #[test]
 fn torn_read_detector_and_exact_loss_accounting() {
-    let n: u64 = if cfg!(debug_assertions) {
-        100_000
-    } else {
-        600_000
-    };
-    let name = BusName::new("torn");
-    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
-    bus.topic_with(
-        "t",
-        &TopicConfig {
+    torn_run(
+        2,
+        TopicConfig {
             slots: 8,
             payload_size: 128,
             ..Default::default()
         },
-    )
-    .unwrap();
+    );
+}
+
+#[test]
+fn torn_read_detector_on_a_single_publisher_topic() {
+    // One publisher entry: slots are taken with a plain store instead of a CAS.
+    let cfg = TopicConfig {
+        slots: 8,
+        payload_size: 128,
+        max_publishers: 1,
+        ..Default::default()
+    };
+    torn_run(1, cfg);
+}
+
+/// `publishers` processes publish `n` messages each through a ring of `cfg`; one subscriber
+/// checks every word of every message and the loss accounting.
+fn torn_run(publishers: u64, cfg: TopicConfig) {
+    let n: u64 = if cfg!(debug_assertions) {
+        100_000
+    } else {
+        1_200_000 / publishers
+    };
+    let name = BusName::new("torn");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    bus.topic_with("t", &cfg).unwrap();
     let vars = |tag: u64| {
         vec![
             ("BUS", name.0.clone()),
             ("N", n.to_string()),
             ("TAG", tag.to_string()),
-            ("PUBLISHERS", "2".to_string()),
+            ("PUBLISHERS", publishers.to_string()),
         ]
     };
     let mut sub = spawn_child("child", "torn-subscriber", &vars(0));
     wait_for_stderr(&mut sub, "SUBSCRIBED", WATCHDOG);
-    let pubs: Vec<_> = (0..2)
+    let pubs: Vec<_> = (0..publishers)
         .map(|k| spawn_child("child", "torn-publisher", &vars(k)))
         .collect();
     for p in pubs {
@@ -250,13 +267,13 @@ fn torn_read_detector_and_exact_loss_accounting() {
     }
     let result = finish(sub, WATCHDOG);
     let counts: Vec<u64> = result[0].split(' ').map(|x| x.parse().unwrap()).collect();
-    assert_eq!(counts[0] + counts[1], 2 * n);
+    assert_eq!(counts[0] + counts[1], publishers * n);
     assert!(counts[0] > 0, "some messages were delivered");
     eprintln!(
-        "torn-read detector: {} delivered, {} lost of {}",
+        "torn-read detector ({publishers} publisher(s)): {} delivered, {} lost of {}",
         counts[0],
         counts[1],
-        2 * n
+        publishers * n
     );
 }
 
@@ -339,9 +356,13 @@ fn parked_subscribers_never_miss_a_wake_up() {
 // Crashes: a publisher killed at each point of its protocol never stops the subscribers.
 
 fn publisher_killed_at(point: &str) {
+    publisher_killed_at_on(point, &TopicConfig::default());
+}
+
+fn publisher_killed_at_on(point: &str, topic_cfg: &TopicConfig) {
     let name = BusName::new("crash");
     let bus = Bus::create(&name, &BusConfig::default()).unwrap();
-    let topic = bus.topic("t").unwrap();
+    let topic = bus.topic_with("t", topic_cfg).unwrap();
     let cfg = SubscriberConfig {
         wait: WaitStrategy::Park,
         liveness_window: Duration::from_millis(20),
@@ -381,12 +402,19 @@ fn publisher_killed_at(point: &str) {
     let stats = topic.stats();
     assert_eq!(stats.repaired, u64::from(claimed), "{point}");
     let dead: Vec<_> = stats.publishers.iter().filter(|p| !p.alive).collect();
-    assert_eq!(
-        dead.len(),
-        1,
-        "the dead publisher is visible as dead: {stats:?}"
-    );
-    // Its record can be reused by the next publisher.
+    if topic_cfg.max_publishers > 1 {
+        assert_eq!(
+            dead.len(),
+            1,
+            "the dead publisher is visible as dead: {stats:?}"
+        );
+    } else {
+        assert!(
+            dead.is_empty(),
+            "the live publisher took the dead one's only entry"
+        );
+    }
+    // A record can be reused by the next publisher.
     drop(p);
     let mut again = topic.publisher().unwrap();
     again.publish(b"x").unwrap();
@@ -411,6 +439,18 @@ fn publisher_killed_while_writing() {
 #[test]
 fn publisher_killed_before_commit() {
     publisher_killed_at("publish-before-commit");
+}
+
+#[test]
+fn single_publisher_topic_survives_a_publisher_killed_while_writing() {
+    // One publisher entry: publishing takes slots with a plain store (no CAS); the next
+    // publisher takes over the dead one's entry and overwrites its abandoned slot's lap.
+    let cfg = TopicConfig {
+        max_publishers: 1,
+        ..Default::default()
+    };
+    publisher_killed_at_on("publish-after-begin", &cfg);
+    publisher_killed_at_on("publish-after-claim", &cfg);
 }
 
 #[test]

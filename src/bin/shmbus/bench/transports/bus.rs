@@ -41,7 +41,7 @@ const RING_BYTES: usize = 4 << 20;
 const LOAN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The geometry both ends use for every topic of the run: lossy for the copy path, lossless for
-/// the borrow path.
+/// the borrow path; one publisher entry.
 fn topic_config(payload: usize, path: DataPath) -> TopicConfig {
     let slots = (RING_BYTES / payload.max(1))
         .clamp(64, 4096)
@@ -53,6 +53,9 @@ fn topic_config(payload: usize, path: DataPath) -> TopicConfig {
             DataPath::Copy => Delivery::Lossy,
             DataPath::Borrow => Delivery::Lossless,
         },
+        // Every topic of the benchmark has exactly one publisher, and says so: publishing then
+        // takes its slot with a plain store instead of a CAS (docs/design.md, §4).
+        max_publishers: 1,
         ..Default::default()
     }
 }
