@@ -290,7 +290,21 @@ impl Publisher {
 
     /// Lossless claim: take sequence `c` only while `c < slowest cursor + slots`, so the slot's
     /// previous message has been read by every live subscriber.
+    #[inline]
     fn claim_lossless(&mut self, block: Block) -> Result<u64, PublishError> {
+        let ring = &*self.ring;
+        let slots = u64::from(ring.geom.slot_count);
+        match gate::try_claim(&ring.header().claim, &mut self.limit, slots, |claim| {
+            slowest_cursor(ring, claim)
+        }) {
+            Ok(seq) => Ok(seq),
+            Err(_) => self.wait_for_room(block),
+        }
+    }
+
+    /// The ring is full: wait for the slowest subscriber (or give up), evicting dead ones.
+    #[cold]
+    fn wait_for_room(&mut self, block: Block) -> Result<u64, PublishError> {
         let ring = Arc::clone(&self.ring);
         let h = ring.header();
         let slots = u64::from(ring.geom.slot_count);
