@@ -268,17 +268,8 @@ impl Subscriber {
                     if !seqlock::validate(&slot.stamp, stamp) {
                         continue; // torn: the next peek sees the overrun and resynchronises
                     }
-                    self.delivered += 1;
-                    self.record()
-                        .delivered
-                        .store(self.delivered, Ordering::Relaxed);
-                    self.advance_to(seq + 1);
-                    return Ok(MessageInfo {
-                        seq,
-                        len,
-                        timestamp_ns,
-                        publisher_id,
-                    });
+                    self.consume(seq);
+                    return Ok(info);
                 }
                 Peek::NotYet { stamp } | Peek::Writing { stamp } => {
                     self.empty_polls = self.empty_polls.wrapping_add(1);
