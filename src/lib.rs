@@ -99,6 +99,15 @@ pub use sys::monotonic_ns;
 pub use topic::{Delivery, PublisherStats, SubscriberStats, Topic, TopicConfig, TopicStats};
 pub use wait::WaitStrategy;
 
+/// Whether `SHMBUS_CRASH_AT` names `name` (test builds with the `crash-points` feature).
+#[cfg(feature = "crash-points")]
+pub(crate) fn crash_armed(name: &str) -> bool {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    AT.get_or_init(|| std::env::var("SHMBUS_CRASH_AT").ok())
+        .as_deref()
+        == Some(name)
+}
+
 /// Test-only crash points: with the `crash-points` feature, a process whose `SHMBUS_CRASH_AT`
 /// names this point prints `CRASH-POINT <name>` to stderr and stops (sleeps) until it is killed,
 /// so a test can `kill -9` it at exactly that instruction. Compiled to nothing otherwise; with

@@ -162,7 +162,14 @@ impl Publisher {
         self.check_len(msg.len())?;
         let (seq, owned) = self.claim(block)?;
         if owned {
-            seqlock::store_payload(self.ring.payload_words(seq), msg);
+            let words = self.ring.payload_words(seq);
+            #[cfg(feature = "crash-points")]
+            if crate::crash_armed("publish-mid-payload") {
+                // Half the payload written, then stop: a torn slot for the others to survive.
+                seqlock::store_payload(words, &msg[..msg.len() / 2]);
+                crate::crash_point("publish-mid-payload");
+            }
+            seqlock::store_payload(words, msg);
         }
         self.commit(seq, msg.len(), owned);
         Ok(seq)
@@ -210,6 +217,7 @@ impl Publisher {
         if !owned && self.scratch.len() < len {
             self.scratch.resize(len, 0);
         }
+        crate::crash_point("loan-outstanding");
         Ok(Loan {
             publisher: self,
             seq,

@@ -38,7 +38,13 @@ fn child() {
         "crash-publisher" => {
             // Stops at the crash point named by SHMBUS_CRASH_AT; the parent kills it there.
             let mut p = bus.publisher("t").unwrap();
-            p.publish(b"dead").unwrap();
+            if std::env::var("SHMBUS_CRASH_AT").is_ok_and(|p| p == "loan-outstanding") {
+                let mut loan = p.loan(4).unwrap();
+                loan.as_mut_slice().copy_from_slice(b"dead");
+                loan.publish();
+            } else {
+                p.publish(b"dead").unwrap();
+            }
             unreachable!("the crash point should have stopped this process");
         }
         other => panic!("unknown role {other}"),
@@ -434,6 +440,16 @@ fn publisher_killed_after_claim_before_taking_the_slot() {
 #[test]
 fn publisher_killed_while_writing() {
     publisher_killed_at("publish-after-begin");
+}
+
+#[test]
+fn publisher_killed_mid_payload() {
+    publisher_killed_at("publish-mid-payload");
+}
+
+#[test]
+fn publisher_killed_with_a_loan_outstanding() {
+    publisher_killed_at("loan-outstanding");
 }
 
 #[test]
