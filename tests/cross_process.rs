@@ -7,20 +7,15 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
-use common::{BusName, ROLE, finish, kill9, spawn_child, wait_for_stderr};
+use common::{
+    BusName, ROLE, env, env_u64, finish, kill9, spawn_child, stopped_at, wait_for_stderr,
+};
 use shmbus::{
     Bus, BusConfig, BusError, RecvError, StartAt, SubscriberConfig, TopicConfig, WaitStrategy,
 };
 
 const WATCHDOG: Duration = Duration::from_secs(300);
 const RECV: Duration = Duration::from_secs(30);
-
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} not set"))
-}
-fn env_u64(key: &str) -> u64 {
-    env(key).parse().unwrap()
-}
 
 /// Entry point of every child process; a no-op when run as an ordinary test.
 #[test]
@@ -375,15 +370,7 @@ fn publisher_killed_at_on(point: &str, topic_cfg: &TopicConfig) {
         ..Default::default()
     };
     let mut sub = topic.subscriber_with(&cfg).unwrap();
-    let mut child = spawn_child(
-        "child",
-        "crash-publisher",
-        &[
-            ("BUS", name.0.clone()),
-            ("SHMBUS_CRASH_AT", point.to_owned()),
-        ],
-    );
-    wait_for_stderr(&mut child, &format!("CRASH-POINT {point}"), WATCHDOG);
+    let mut child = stopped_at("child", "crash-publisher", &name, point, &[]);
     kill9(&mut child);
     // A live publisher publishes after the dead one.
     let mut p = topic.publisher().unwrap();
@@ -485,15 +472,13 @@ fn a_live_publisher_blocked_on_a_dead_writers_slot_repairs_it() {
             },
         )
         .unwrap();
-    let mut child = spawn_child(
+    let mut child = stopped_at(
         "child",
         "crash-publisher",
-        &[
-            ("BUS", name.0.clone()),
-            ("SHMBUS_CRASH_AT", "publish-after-begin".into()),
-        ],
+        &name,
+        "publish-after-begin",
+        &[],
     );
-    wait_for_stderr(&mut child, "CRASH-POINT publish-after-begin", WATCHDOG);
     kill9(&mut child);
     let mut p = topic.publisher().unwrap();
     for i in 1..=3u64 {
@@ -505,15 +490,13 @@ fn a_live_publisher_blocked_on_a_dead_writers_slot_repairs_it() {
 #[test]
 fn a_creator_that_dies_before_ready_is_reported() {
     let name = BusName::new("creator");
-    let mut child = spawn_child(
+    let mut child = stopped_at(
         "child_creator",
         "creator",
-        &[
-            ("BUS", name.0.clone()),
-            ("SHMBUS_CRASH_AT", "create-before-ready".into()),
-        ],
+        &name,
+        "create-before-ready",
+        &[],
     );
-    wait_for_stderr(&mut child, "CRASH-POINT create-before-ready", WATCHDOG);
     let pid = child.id();
     kill9(&mut child);
     let fast = BusConfig {
@@ -533,15 +516,13 @@ fn a_creator_that_dies_before_ready_is_reported() {
 fn a_creator_that_dies_holding_the_topic_lock_does_not_block_others() {
     let name = BusName::new("topiclock");
     let bus = Bus::create(&name, &BusConfig::default()).unwrap();
-    let mut child = spawn_child(
+    let mut child = stopped_at(
         "child_creator",
         "topic-creator",
-        &[
-            ("BUS", name.0.clone()),
-            ("SHMBUS_CRASH_AT", "topic-before-ready".into()),
-        ],
+        &name,
+        "topic-before-ready",
+        &[],
     );
-    wait_for_stderr(&mut child, "CRASH-POINT topic-before-ready", WATCHDOG);
     kill9(&mut child);
     // The half-made topic was never marked ready; creating it again works.
     let topic = bus.topic("t").unwrap();

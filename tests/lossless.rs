@@ -7,7 +7,9 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
-use common::{BusName, ROLE, finish, kill9, spawn_child, wait_for_stderr};
+use common::{
+    BusName, ROLE, env, env_u64, finish, kill9, spawn_child, stopped_at, wait_for_stderr,
+};
 use shmbus::{
     Bus, BusConfig, Delivery, PublishError, PublisherConfig, RecvError, SubscriberConfig,
     TopicConfig, TopicError, WaitStrategy,
@@ -166,13 +168,6 @@ fn delivery_mode_is_part_of_a_topic_identity() {
 // ---------------------------------------------------------------------------------------------
 // Processes.
 
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} not set"))
-}
-fn env_u64(key: &str) -> u64 {
-    env(key).parse().unwrap()
-}
-
 /// Entry point of the child processes; a no-op when run as an ordinary test.
 #[test]
 fn child() {
@@ -297,15 +292,7 @@ fn dead_subscriber_is_evicted(point: &str) {
     let name = BusName::new("ll-evict");
     let bus = Bus::create(&name, &BusConfig::default()).unwrap();
     let topic = bus.topic_with("t", &lossless(4, 8)).unwrap();
-    let mut child = spawn_child(
-        "child",
-        "stuck-subscriber",
-        &[
-            ("BUS", name.0.clone()),
-            ("SHMBUS_CRASH_AT", point.to_owned()),
-        ],
-    );
-    wait_for_stderr(&mut child, &format!("CRASH-POINT {point}"), WATCHDOG);
+    let mut child = stopped_at("child", "stuck-subscriber", &name, point, &[]);
     let mut p = topic.publisher_with(&quick(100)).unwrap();
     let published_before = topic.stats().published;
     // The subscriber is alive (stopped): its cursor holds the ring; it is never evicted.
@@ -352,17 +339,8 @@ fn a_publisher_killed_mid_write_is_skipped_on_a_lossless_topic() {
         ..Default::default()
     };
     let mut sub = topic.subscriber_with(&cfg).unwrap();
-    let mut child = spawn_child(
-        "child",
-        "publisher",
-        &[
-            ("BUS", name.0.clone()),
-            ("N", "1".into()),
-            ("TAG", "0".into()),
-            ("SHMBUS_CRASH_AT", "publish-after-begin".into()),
-        ],
-    );
-    wait_for_stderr(&mut child, "CRASH-POINT publish-after-begin", WATCHDOG);
+    let extra = [("N", "1".to_owned()), ("TAG", "0".to_owned())];
+    let mut child = stopped_at("child", "publisher", &name, "publish-after-begin", &extra);
     kill9(&mut child);
     topic.publisher().unwrap().publish(&[1u8; 16]).unwrap();
     let mut buf = [0u8; 16];

@@ -123,3 +123,36 @@ pub fn kill9(child: &mut Child) {
     child.kill().expect("kill");
     child.wait().expect("reap");
 }
+
+/// An environment variable a parent passed to this child; panics if missing.
+pub fn env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("{key} not set"))
+}
+
+/// [`env`], parsed as a number.
+pub fn env_u64(key: &str) -> u64 {
+    env(key).parse().unwrap()
+}
+
+/// Starts a child on bus `bus` with `SHMBUS_CRASH_AT=point` and waits until it stops there. The
+/// caller kills it (with [`kill9`]) when it is ready to.
+pub fn stopped_at(
+    entry: &str,
+    role: &str,
+    bus: &str,
+    point: &str,
+    extra: &[(&str, String)],
+) -> Child {
+    let mut env = vec![
+        ("BUS", bus.to_owned()),
+        ("SHMBUS_CRASH_AT", point.to_owned()),
+    ];
+    env.extend(extra.iter().cloned());
+    let mut child = spawn_child(entry, role, &env);
+    wait_for_stderr(
+        &mut child,
+        &format!("CRASH-POINT {point}"),
+        Duration::from_secs(300),
+    );
+    child
+}
