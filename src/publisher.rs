@@ -91,7 +91,6 @@ impl std::fmt::Debug for Publisher {
 
 impl Publisher {
     pub(crate) fn new(ring: Arc<Ring>, cfg: &PublisherConfig) -> Result<Publisher, TopicError> {
-        let h = ring.header();
         let (index, generation) = topic::take_record(
             ring.geom.max_publishers,
             |i| {
@@ -105,7 +104,6 @@ impl Publisher {
         rec.published.store(0, Ordering::Relaxed);
         rec.aborted.store(0, Ordering::Relaxed);
         rec.inflight.store(INFLIGHT_IDLE, Ordering::Release);
-        let _ = h;
         Ok(Publisher {
             id: index | (generation << 8),
             ring,
