@@ -292,6 +292,20 @@ pub unsafe extern "C" fn shmbus_subscriber_capacity(
     })
 }
 
+/// Converts a receive error, first reporting a loss through `out_loss` (if not NULL).
+///
+/// # Safety
+/// * `out_loss` is NULL or valid for one write.
+unsafe fn recv_failure(e: RecvError, out_loss: *mut shmbus_loss) -> Failure {
+    if let RecvError::Lost { first_seq, count } = e
+        && !out_loss.is_null()
+    {
+        // SAFETY: `out_loss` is non-NULL and valid for one write (caller's contract).
+        unsafe { out_loss.write(shmbus_loss { first_seq, count }) };
+    }
+    e.into()
+}
+
 /// The shared body of the three receives.
 ///
 /// # Safety
@@ -318,14 +332,8 @@ unsafe fn receive(
                 unsafe { out_info.write(info.into()) };
                 Ok(())
             }
-            Err(e @ RecvError::Lost { first_seq, count }) => {
-                if !out_loss.is_null() {
-                    // SAFETY: `out_loss` is non-NULL and valid for one write (caller's contract).
-                    unsafe { out_loss.write(shmbus_loss { first_seq, count }) };
-                }
-                Err(e.into())
-            }
-            Err(e) => Err(e.into()),
+            // SAFETY: `out_loss` is NULL or valid for one write (caller's contract).
+            Err(e) => Err(unsafe { recv_failure(e, out_loss) }),
         }
     })
 }
@@ -447,14 +455,8 @@ unsafe fn borrow(
                 }
                 Ok(())
             }
-            Err(e @ RecvError::Lost { first_seq, count }) => {
-                if !out_loss.is_null() {
-                    // SAFETY: `out_loss` is non-NULL and valid for one write (caller's contract).
-                    unsafe { out_loss.write(shmbus_loss { first_seq, count }) };
-                }
-                Err(e.into())
-            }
-            Err(e) => Err(e.into()),
+            // SAFETY: `out_loss` is NULL or valid for one write (caller's contract).
+            Err(e) => Err(unsafe { recv_failure(e, out_loss) }),
         }
     })
 }
