@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use json::Members;
+
 /// Longest the benchmark may run before the test kills it.
 const WATCHDOG: Duration = Duration::from_secs(120);
 
@@ -163,10 +165,9 @@ fn quick_bench_writes_complete_reports() {
             );
         }
     }
-    let borrow = json::Value::Str("borrow".to_owned());
     assert!(
         runs.iter()
-            .all(|r| r.get("path") != Some(&borrow) || r.str("scenario") == "pingpong"),
+            .all(|r| r["path"] != "borrow" || r.str("scenario") == "pingpong"),
         "the borrow path is ping-pong only"
     );
     assert!(out.contains("sweep shmbus/spin borrow p50:"), "{out}");
@@ -214,7 +215,7 @@ fn check_run(r: &json::Value) {
     assert!(r.num("msgs_per_s") > 0.0, "{r:?}");
     let rate = r.get("rate_per_s").unwrap();
     let has_rate = matches!(r.str("scenario"), "open-loop" | "fanout");
-    assert_eq!(matches!(rate, json::Value::Num(_)), has_rate, "{r:?}");
+    assert_eq!(rate.is_number(), has_rate, "{r:?}");
     let p: Vec<f64> = [
         "p50_ns",
         "p90_ns",
@@ -262,227 +263,35 @@ fn assert_nothing_left(pid: u32) {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// A minimal JSON reader, enough to check the report's shape.
+/// The report as `serde_json` values, with the typed getters the checks use (they panic on a
+/// wrong shape: this is a test).
 mod json {
-    /// A parsed JSON value.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum Value {
-        Null,
-        Bool(bool),
-        Num(f64),
-        Str(String),
-        Arr(Vec<Value>),
-        Obj(Vec<(String, Value)>),
+    pub use serde_json::Value;
+
+    /// Parses a whole document.
+    pub fn parse(text: &str) -> serde_json::Result<Value> {
+        serde_json::from_str(text)
     }
 
-    impl Value {
-        /// The member `key` of an object.
-        pub fn get(&self, key: &str) -> Option<&Value> {
-            match self {
-                Value::Obj(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
+    /// Typed members of a report object.
+    pub trait Members {
+        /// The string member `key`.
+        fn str(&self, key: &str) -> &str;
+        /// The number member `key`.
+        fn num(&self, key: &str) -> f64;
+    }
+
+    impl Members for Value {
+        fn str(&self, key: &str) -> &str {
+            self.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("{key} is not a string: {:?}", self.get(key)))
         }
 
-        pub fn as_f64(&self) -> Option<f64> {
-            match self {
-                Value::Num(n) => Some(*n),
-                _ => None,
-            }
-        }
-
-        pub fn as_array(&self) -> Option<&[Value]> {
-            match self {
-                Value::Arr(a) => Some(a),
-                _ => None,
-            }
-        }
-
-        /// The string member `key` (panics if missing: this is a test).
-        pub fn str(&self, key: &str) -> &str {
-            match self.get(key) {
-                Some(Value::Str(s)) => s,
-                other => panic!("{key} is not a string: {other:?}"),
-            }
-        }
-
-        /// The number member `key` (panics if missing).
-        pub fn num(&self, key: &str) -> f64 {
+        fn num(&self, key: &str) -> f64 {
             self.get(key)
                 .and_then(Value::as_f64)
                 .unwrap_or_else(|| panic!("{key} is not a number"))
-        }
-    }
-
-    /// Parses a whole document.
-    pub fn parse(text: &str) -> Result<Value, String> {
-        let mut p = Parser {
-            s: text.as_bytes(),
-            i: 0,
-        };
-        let v = p.value()?;
-        p.ws();
-        match p.i == p.s.len() {
-            true => Ok(v),
-            false => Err(format!("trailing data at {}", p.i)),
-        }
-    }
-
-    struct Parser<'a> {
-        s: &'a [u8],
-        i: usize,
-    }
-
-    impl Parser<'_> {
-        fn ws(&mut self) {
-            while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
-                self.i += 1;
-            }
-        }
-
-        fn eat(&mut self, c: u8) -> Result<(), String> {
-            self.ws();
-            match self.s.get(self.i) {
-                Some(&b) if b == c => {
-                    self.i += 1;
-                    Ok(())
-                }
-                other => Err(format!(
-                    "expected {:?} at {}, got {other:?}",
-                    c as char, self.i
-                )),
-            }
-        }
-
-        fn literal(&mut self, word: &str, v: Value) -> Result<Value, String> {
-            match self.s[self.i..].starts_with(word.as_bytes()) {
-                true => {
-                    self.i += word.len();
-                    Ok(v)
-                }
-                false => Err(format!("bad literal at {}", self.i)),
-            }
-        }
-
-        fn value(&mut self) -> Result<Value, String> {
-            self.ws();
-            match self.s.get(self.i).copied() {
-                Some(b'{') => self.object(),
-                Some(b'[') => self.array(),
-                Some(b'"') => self.string().map(Value::Str),
-                Some(b't') => self.literal("true", Value::Bool(true)),
-                Some(b'f') => self.literal("false", Value::Bool(false)),
-                Some(b'n') => self.literal("null", Value::Null),
-                Some(c) if c == b'-' || c.is_ascii_digit() => self.number(),
-                other => Err(format!("unexpected {other:?} at {}", self.i)),
-            }
-        }
-
-        fn object(&mut self) -> Result<Value, String> {
-            self.eat(b'{')?;
-            let mut members = Vec::new();
-            self.ws();
-            if self.s.get(self.i) == Some(&b'}') {
-                self.i += 1;
-                return Ok(Value::Obj(members));
-            }
-            loop {
-                self.ws();
-                let k = self.string()?;
-                self.eat(b':')?;
-                members.push((k, self.value()?));
-                self.ws();
-                match self.s.get(self.i) {
-                    Some(b',') => self.i += 1,
-                    Some(b'}') => {
-                        self.i += 1;
-                        return Ok(Value::Obj(members));
-                    }
-                    _ => return Err(format!("bad object at {}", self.i)),
-                }
-            }
-        }
-
-        fn array(&mut self) -> Result<Value, String> {
-            self.eat(b'[')?;
-            let mut items = Vec::new();
-            self.ws();
-            if self.s.get(self.i) == Some(&b']') {
-                self.i += 1;
-                return Ok(Value::Arr(items));
-            }
-            loop {
-                items.push(self.value()?);
-                self.ws();
-                match self.s.get(self.i) {
-                    Some(b',') => self.i += 1,
-                    Some(b']') => {
-                        self.i += 1;
-                        return Ok(Value::Arr(items));
-                    }
-                    _ => return Err(format!("bad array at {}", self.i)),
-                }
-            }
-        }
-
-        fn string(&mut self) -> Result<String, String> {
-            self.eat(b'"')?;
-            let mut out = String::new();
-            loop {
-                let c = *self.s.get(self.i).ok_or("unterminated string")?;
-                self.i += 1;
-                match c {
-                    b'"' => return Ok(out),
-                    b'\\' => {
-                        let e = *self.s.get(self.i).ok_or("bad escape")?;
-                        self.i += 1;
-                        match e {
-                            b'u' => {
-                                let hex = std::str::from_utf8(&self.s[self.i..self.i + 4])
-                                    .map_err(|e| e.to_string())?;
-                                let code =
-                                    u32::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
-                                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-                                self.i += 4;
-                            }
-                            b'n' => out.push('\n'),
-                            b't' => out.push('\t'),
-                            b'r' => out.push('\r'),
-                            b'b' => out.push('\u{8}'),
-                            b'f' => out.push('\u{c}'),
-                            other => out.push(other as char),
-                        }
-                    }
-                    c if c < 0x20 => return Err("control character in string".into()),
-                    _ => {
-                        // Copy the whole UTF-8 sequence that starts here.
-                        let start = self.i - 1;
-                        while self.i < self.s.len() && (self.s[self.i] & 0xc0) == 0x80 {
-                            self.i += 1;
-                        }
-                        out.push_str(
-                            std::str::from_utf8(&self.s[start..self.i])
-                                .map_err(|e| e.to_string())?,
-                        );
-                    }
-                }
-            }
-        }
-
-        fn number(&mut self) -> Result<Value, String> {
-            let start = self.i;
-            while self.i < self.s.len()
-                && matches!(
-                    self.s[self.i],
-                    b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
-                )
-            {
-                self.i += 1;
-            }
-            let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
-            text.parse()
-                .map(Value::Num)
-                .map_err(|_| format!("bad number {text:?}"))
         }
     }
 }
