@@ -8,7 +8,8 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use common::{
-    BusName, ROLE, env, env_u64, finish, kill9, spawn_child, stopped_at, wait_for_stderr,
+    BusName, ROLE, env, env_u64, finish, finish_all, kill9, spawn_child, stopped_at,
+    wait_for_stderr,
 };
 use shmbus::{
     Bus, BusConfig, BusError, RecvError, StartAt, SubscriberConfig, TopicConfig, WaitStrategy,
@@ -124,10 +125,8 @@ fn four_processes_see_one_total_order() {
     let pubs: Vec<_> = (0..2)
         .map(|k| spawn_child("child", "order-publisher", &vars(k)))
         .collect();
-    for p in pubs {
-        finish(p, WATCHDOG);
-    }
-    let digests: Vec<_> = subs.into_iter().map(|s| finish(s, WATCHDOG)).collect();
+    finish_all(pubs, WATCHDOG);
+    let digests = finish_all(subs, WATCHDOG);
     assert_eq!(digests[0].len(), 1);
     assert_eq!(
         digests[0], digests[1],
@@ -263,9 +262,7 @@ fn torn_run(publishers: u64, cfg: TopicConfig) {
     let pubs: Vec<_> = (0..publishers)
         .map(|k| spawn_child("child", "torn-publisher", &vars(k)))
         .collect();
-    for p in pubs {
-        finish(p, WATCHDOG);
-    }
+    finish_all(pubs, WATCHDOG);
     let result = finish(sub, WATCHDOG);
     let counts: Vec<u64> = result[0].split(' ').map(|x| x.parse().unwrap()).collect();
     assert_eq!(counts[0] + counts[1], publishers * n);

@@ -8,7 +8,7 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use common::{
-    BusName, ROLE, env, env_u64, finish, kill9, spawn_child, stopped_at, wait_for_stderr,
+    BusName, ROLE, env, env_u64, finish_all, kill9, spawn_child, stopped_at, wait_for_stderr,
 };
 use shmbus::{
     Bus, BusConfig, Delivery, PublishError, PublisherConfig, RecvError, SubscriberConfig,
@@ -270,10 +270,8 @@ fn lossless_under_load_across_processes() {
     let pubs: Vec<_> = (0..2)
         .map(|k| spawn_child("child", "publisher", &vars(k, false)))
         .collect();
-    for p in pubs {
-        finish(p, WATCHDOG);
-    }
-    let digests: Vec<_> = subs.into_iter().map(|s| finish(s, WATCHDOG)).collect();
+    finish_all(pubs, WATCHDOG);
+    let digests = finish_all(subs, WATCHDOG);
     assert_eq!(digests[0].len(), 1);
     assert_eq!(
         digests[0], digests[1],

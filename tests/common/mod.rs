@@ -81,6 +81,11 @@ pub fn finish(mut child: Child, limit: Duration) -> Vec<String> {
         .collect()
 }
 
+/// [`finish`] for each child, in order: their `RESULT` lines, one list per child.
+pub fn finish_all(children: Vec<Child>, limit: Duration) -> Vec<Vec<String>> {
+    children.into_iter().map(|c| finish(c, limit)).collect()
+}
+
 /// Waits until the child prints a stderr line containing `marker` (e.g. a crash point), or
 /// panics after `limit`. The child's stderr is consumed up to that line.
 pub fn wait_for_stderr(child: &mut Child, marker: &str, limit: Duration) {
