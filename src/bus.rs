@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{BusError, TopicError};
-use crate::layout::STATE_READY;
 use crate::publisher::Publisher;
 use crate::segment::{self, Segment};
 use crate::subscriber::{Subscriber, SubscriberConfig};
@@ -217,11 +216,6 @@ impl Bus {
             arena_used: h.arena_used.load(Ordering::Relaxed),
             arena_size: self.seg.geom.arena_size,
         }
-    }
-
-    /// Whether the header says ready (always true for an opened bus; for tools).
-    pub fn is_ready(&self) -> bool {
-        self.seg.header().state.load(Ordering::Acquire) == STATE_READY
     }
 
     /// Opens topic `name`, creating it with the bus's default geometry if it does not exist. An

@@ -179,12 +179,11 @@ impl Segment {
         let file = sys::shm_open(name).map_err(|e| map_err(name, e, 0))?;
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_micros(50);
-        let mut wait = |what: &'static str, creator: u32| -> Result<(), BusError> {
+        let mut wait = |creator: u32| -> Result<(), BusError> {
             if Instant::now() >= deadline {
                 if creator != 0 && !sys::process_alive(creator, 0) {
                     return Err(BusError::CreatorDied { pid: creator });
                 }
-                let _ = what;
                 return Err(BusError::NotInitialized);
             }
             std::thread::sleep(pause);
@@ -197,7 +196,7 @@ impl Segment {
             if len >= SEGMENT_HEADER_SIZE as u64 {
                 break len;
             }
-            wait("size", 0)?;
+            wait(0)?;
         };
         if len > MAX_SEGMENT {
             return Err(corrupt(
@@ -238,7 +237,7 @@ impl Segment {
                     expected: layout::LAYOUT_VERSION,
                 });
             }
-            wait("state", h.creator_pid.load(Ordering::Relaxed))?;
+            wait(h.creator_pid.load(Ordering::Relaxed))?;
         }
         seg.geom = seg.validate(len)?;
         Ok(seg)

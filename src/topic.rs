@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::TopicError;
 use crate::layout::{
-    DELIVERY_LOSSLESS, DELIVERY_LOSSY, INFLIGHT_IDLE, MAX_TOPIC_NAME, PubRecord, RECORD_SIZE,
-    SubRecord, TOPIC_FREE, TOPIC_READY, TopicEntry,
+    DELIVERY_LOSSLESS, DELIVERY_LOSSY, INFLIGHT_IDLE, MAX_TOPIC_NAME, PubRecord, SubRecord,
+    TOPIC_FREE, TOPIC_READY, TopicEntry,
 };
 use crate::liveness;
 use crate::publisher::{Publisher, PublisherConfig};
@@ -625,5 +625,3 @@ pub(crate) fn stats(ring: &Ring) -> TopicStats {
         subscribers,
     }
 }
-
-const _: () = assert!(RECORD_SIZE == 128);
