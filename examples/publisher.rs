@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use shmbus::{Bus, BusConfig};
+use shmbus::{Bus, BusConfig, PublisherConfig};
 
 struct Args {
     bus: String,
@@ -51,7 +51,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut publisher = topic.publisher()?;
+    // Stamp each message with its publish time: the subscriber example prints its latency.
+    let mut publisher = topic.publisher_with(&PublisherConfig {
+        timestamps: true,
+        ..Default::default()
+    })?;
     println!(
         "publishing on {}/{} as publisher {}",
         args.bus,

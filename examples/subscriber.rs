@@ -1,4 +1,6 @@
-//! Prints every message on bus `demo`, topic `greetings`, with its one-way latency.
+//! Prints every message on bus `demo`, topic `greetings`, with its one-way latency (for
+//! messages from publishers that stamp them, `PublisherConfig::timestamps`, as the publisher
+//! example does).
 //!
 //! Run in one terminal: `cargo run --example subscriber`, and in another:
 //! `cargo run --example publisher`. Options: `--bus NAME --topic NAME --count N`
@@ -38,12 +40,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     while received < count {
         match sub.recv_timeout(&mut buf, timeout) {
             Ok(info) => {
-                let latency = shmbus::monotonic_ns().saturating_sub(info.timestamp_ns);
+                // 0: the publisher does not stamp its messages.
+                let after = match info.timestamp_ns {
+                    0 => "(not timestamped)".to_string(),
+                    ts => format!(
+                        "after {:.1} µs",
+                        shmbus::monotonic_ns().saturating_sub(ts) as f64 / 1e3
+                    ),
+                };
                 println!(
-                    "seq {} from publisher {} after {:.1} µs: {}",
+                    "seq {} from publisher {} {after}: {}",
                     info.seq,
                     info.publisher_id,
-                    latency as f64 / 1e3,
                     String::from_utf8_lossy(&buf[..info.len])
                 );
                 received += 1;

@@ -26,6 +26,12 @@ pub struct PublisherConfig {
     /// subscribers holding it back are still alive, evicting dead ones. Default 100 ms; the first
     /// check is made as soon as the ring is found full.
     pub liveness_window: Duration,
+    /// When true, each message is stamped with CLOCK_MONOTONIC (see
+    /// [`monotonic_ns`](crate::monotonic_ns)) read just before it is committed, which subscribers
+    /// report as [`MessageInfo::timestamp_ns`](crate::MessageInfo::timestamp_ns). When false (the
+    /// default), no clock is read on the publish path and subscribers see `timestamp_ns == 0`.
+    /// Costs one clock read per publish (about 20-25 ns on a VM).
+    pub timestamps: bool,
 }
 
 impl Default for PublisherConfig {
@@ -33,6 +39,7 @@ impl Default for PublisherConfig {
         PublisherConfig {
             timeout: Duration::from_secs(1),
             liveness_window: LIVENESS_WINDOW,
+            timestamps: false,
         }
     }
 }
@@ -54,6 +61,11 @@ enum Block {
 /// `Publisher` is `Send` (it may move to another thread) but not `Sync`: its methods take
 /// `&mut self`, one thread at a time. Make one publisher per thread.
 ///
+/// Messages carry a publish timestamp only if the publisher asks for it with
+/// [`PublisherConfig::timestamps`] (see [`Topic::publisher_with`](crate::Topic::publisher_with));
+/// otherwise subscribers see a [`MessageInfo::timestamp_ns`](crate::MessageInfo::timestamp_ns)
+/// of 0.
+///
 /// # Examples
 /// ```
 /// # let name = format!("doc-pub-{}", std::process::id());
@@ -63,6 +75,12 @@ enum Block {
 /// let mut loan = publisher.loan(5)?;
 /// loan.as_mut_slice().copy_from_slice(b"world");
 /// assert_eq!(loan.publish(), seq + 1);
+///
+/// // Stamp each message with the time it was published (one clock read per publish).
+/// let cfg = shmbus::PublisherConfig { timestamps: true, ..Default::default() };
+/// let mut stamped = bus.topic("greetings")?.publisher_with(&cfg)?;
+/// stamped.publish(b"now")?;
+/// # drop(stamped);
 /// # drop(publisher); drop(bus); shmbus::Bus::remove(&name)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -364,8 +382,14 @@ impl Publisher {
             let slot = ring.slot(seq);
             slot.len.store(len as u32, Ordering::Relaxed);
             slot.publisher.store(self.id, Ordering::Relaxed);
-            slot.timestamp_ns
-                .store(sys::monotonic_ns(), Ordering::Relaxed);
+            // Read the clock here, after the payload stores: measured, reading it earlier slows
+            // ping-pong. Unstamped messages still store 0 over the previous message's time.
+            let timestamp = if self.cfg.timestamps {
+                sys::monotonic_ns()
+            } else {
+                0
+            };
+            slot.timestamp_ns.store(timestamp, Ordering::Relaxed);
             crate::crash_point("publish-before-commit");
             seqlock::end_write(&slot.stamp, seq, seqlock::COMMITTED);
         }

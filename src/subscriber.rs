@@ -56,7 +56,9 @@ pub struct MessageInfo {
     /// Payload length in bytes.
     pub len: usize,
     /// When it was published: CLOCK_MONOTONIC in ns (see [`monotonic_ns`](crate::monotonic_ns)),
-    /// read just before the message was committed.
+    /// read just before the message was committed, if its publisher stamps messages
+    /// ([`PublisherConfig::timestamps`](crate::PublisherConfig::timestamps)); 0 otherwise (the
+    /// default).
     pub timestamp_ns: u64,
     /// The publisher's id ([`Publisher::id`](crate::Publisher::id)).
     pub publisher_id: u32,
@@ -334,7 +336,7 @@ impl Subscriber {
         buf: &mut [u8],
         timeout: Duration,
     ) -> Result<MessageInfo, RecvError> {
-        self.wait_for(buf, Some(Instant::now() + timeout))
+        self.wait_for(buf, Some(timeout))
     }
 
     /// Receives the next message if one is available and passes its validated bytes to `f`.
@@ -364,7 +366,7 @@ impl Subscriber {
     ) -> Result<R, RecvError> {
         let mut scratch = self.take_scratch();
         let r = self
-            .wait_for(&mut scratch, Some(Instant::now() + timeout))
+            .wait_for(&mut scratch, Some(timeout))
             .map(|info| f(info, &scratch[..info.len]));
         self.scratch = scratch;
         r
@@ -397,18 +399,20 @@ impl Subscriber {
     fn wait_for(
         &mut self,
         buf: &mut [u8],
-        deadline: Option<Instant>,
+        timeout: Option<Duration>,
     ) -> Result<MessageInfo, RecvError> {
-        self.wait_with(deadline, |s, check| s.poll(buf, check))
+        self.wait_with(timeout, |s, check| s.poll(buf, check))
     }
 
     /// Waits with the subscriber's strategy until `attempt` returns something other than
-    /// `Empty`, or until `deadline`.
+    /// `Empty`, or until `timeout` (`None`: no limit) has passed.
     fn wait_with(
         &mut self,
-        deadline: Option<Instant>,
+        timeout: Option<Duration>,
         mut attempt: impl FnMut(&mut Self, bool) -> Result<MessageInfo, RecvError>,
     ) -> Result<MessageInfo, RecvError> {
+        // A timeout too long to represent means no limit.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         match attempt(self, false) {
             Err(RecvError::Empty) => {}
             other => return other,
@@ -417,7 +421,8 @@ impl Subscriber {
         let park_from = match self.wait {
             WaitStrategy::Spin => None,
             WaitStrategy::Park => Some(Instant::now()),
-            WaitStrategy::SpinThenPark { spin } => Some(Instant::now() + spin),
+            // A spin too long to represent never parks.
+            WaitStrategy::SpinThenPark { spin } => Instant::now().checked_add(spin),
         };
         // Spin phase (not for Park): poll, and read the clock every 64 polls.
         while !matches!(self.wait, WaitStrategy::Park) {
@@ -483,7 +488,7 @@ impl Subscriber {
     /// [`RecvError::NotLossless`], [`RecvError::Timeout`], [`RecvError::Lost`].
     pub fn recv_borrow_timeout(&mut self, timeout: Duration) -> Result<Sample<'_>, RecvError> {
         self.check_lossless()?;
-        let info = self.wait_with(Some(Instant::now() + timeout), |s, c| s.poll_mode(None, c))?;
+        let info = self.wait_with(Some(timeout), |s, c| s.poll_mode(None, c))?;
         crate::crash_point("subscriber-holding-borrow");
         Ok(Sample { sub: self, info })
     }

@@ -6,11 +6,19 @@ use std::time::Duration;
 
 use common::BusName;
 use shmbus::{
-    Bus, BusConfig, BusError, PublishError, RecvError, StartAt, SubscriberConfig, TopicConfig,
-    TopicError, WaitStrategy,
+    Bus, BusConfig, BusError, PublishError, PublisherConfig, RecvError, StartAt, SubscriberConfig,
+    TopicConfig, TopicError, WaitStrategy,
 };
 
 const T: Duration = Duration::from_secs(5);
+
+/// A publisher configuration that stamps every message.
+fn stamping() -> PublisherConfig {
+    PublisherConfig {
+        timestamps: true,
+        ..Default::default()
+    }
+}
 
 fn small_topic(slots: u32, payload: u32) -> TopicConfig {
     TopicConfig {
@@ -25,7 +33,11 @@ fn messages_arrive_in_order_with_metadata() {
     let name = BusName::new("order");
     let bus = Bus::create(&name, &BusConfig::default()).unwrap();
     let mut sub = bus.subscriber("a/b").unwrap();
-    let mut publisher = bus.publisher("a/b").unwrap();
+    let mut publisher = bus
+        .topic("a/b")
+        .unwrap()
+        .publisher_with(&stamping())
+        .unwrap();
     let before = shmbus::monotonic_ns();
     for i in 0..100u32 {
         assert_eq!(publisher.publish(&i.to_le_bytes()).unwrap(), u64::from(i));
@@ -58,6 +70,54 @@ fn messages_arrive_in_order_with_metadata() {
     assert_eq!(stats.publishers.len(), 1);
     assert_eq!(stats.publishers[0].id, publisher.id());
     assert_eq!(stats.subscribers.len(), 1);
+}
+
+#[test]
+fn timestamps_are_opt_in() {
+    let name = BusName::new("stamp");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let topic = bus.topic("t").unwrap();
+    let mut sub = topic.subscriber().unwrap();
+    let mut buf = [0u8; 256];
+
+    assert!(!PublisherConfig::default().timestamps, "off by default");
+    let mut plain = topic.publisher().unwrap();
+    plain.publish(b"plain").unwrap();
+    plain.loan(4).unwrap().publish();
+    for _ in 0..2 {
+        let info = sub.recv_timeout(&mut buf, T).unwrap();
+        assert_eq!(info.publisher_id, plain.id());
+        assert_eq!(info.timestamp_ns, 0, "a default publisher does not stamp");
+    }
+
+    let mut stamped = topic.publisher_with(&stamping()).unwrap();
+    let before = shmbus::monotonic_ns();
+    stamped.publish(b"stamped").unwrap();
+    stamped.loan(4).unwrap().publish();
+    let after = shmbus::monotonic_ns();
+    for _ in 0..2 {
+        let info = sub.recv_timeout(&mut buf, T).unwrap();
+        assert_eq!(info.publisher_id, stamped.id());
+        assert!(
+            (before..=after).contains(&info.timestamp_ns),
+            "{} not in {before}..={after}",
+            info.timestamp_ns
+        );
+    }
+
+    // An unstamped message stores 0 over the older stamp of a reused slot.
+    let topic = bus.topic_with("small", &small_topic(2, 16)).unwrap();
+    let mut sub = topic.subscriber().unwrap();
+    let mut stamped = topic.publisher_with(&stamping()).unwrap();
+    let mut plain = topic.publisher().unwrap();
+    for _ in 0..2 {
+        stamped.publish(b"s").unwrap();
+        assert_ne!(sub.try_recv(&mut buf).unwrap().timestamp_ns, 0);
+    }
+    for _ in 0..2 {
+        plain.publish(b"p").unwrap();
+        assert_eq!(sub.try_recv(&mut buf).unwrap().timestamp_ns, 0);
+    }
 }
 
 #[test]
@@ -221,6 +281,25 @@ fn recv_timeout_times_out_with_every_wait_strategy() {
             "never returns early"
         );
     }
+}
+
+#[test]
+fn recv_timeout_takes_any_duration() {
+    let name = BusName::new("timeout-limits");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let topic = bus.topic("t").unwrap();
+    let mut sub = topic.subscriber().unwrap();
+    let mut buf = [0u8; 256];
+    assert_eq!(
+        sub.recv_timeout(&mut buf, Duration::ZERO),
+        Err(RecvError::Timeout),
+        "a zero timeout on an empty topic times out at once"
+    );
+    let mut publisher = topic.publisher().unwrap();
+    publisher.publish(b"ready").unwrap();
+    // A deadline past what `Instant` can hold must not panic; the message is already there.
+    let info = sub.recv_timeout(&mut buf, Duration::MAX).unwrap();
+    assert_eq!((info.seq, &buf[..info.len]), (0, &b"ready"[..]));
 }
 
 #[test]

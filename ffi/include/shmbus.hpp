@@ -158,7 +158,7 @@ struct TopicConfig : shmbus_topic_config {
   }
 };
 
-/// Publisher options (lossless topics); default-constructed = shmbus_publisher_config_default().
+/// Publisher options; default-constructed = shmbus_publisher_config_default().
 struct PublisherConfig : shmbus_publisher_config {
   PublisherConfig() : shmbus_publisher_config(shmbus_publisher_config_default()) {}
   /// How long publish() and loan() wait for room in a full lossless ring (then they throw
@@ -166,6 +166,12 @@ struct PublisherConfig : shmbus_publisher_config {
   template <class Rep, class Period>
   PublisherConfig& with_timeout(std::chrono::duration<Rep, Period> timeout) {
     timeout_ns = detail::to_ns(timeout);
+    return *this;
+  }
+  /// Stamps each message with CLOCK_MONOTONIC (MessageInfo::timestamp_ns; 0 when off, the
+  /// default). Costs one clock read per publish.
+  PublisherConfig& with_timestamps(bool on) {
+    timestamps = on;
     return *this;
   }
   /// How often a blocked publisher checks for dead subscribers (zero: the default, 100 ms).

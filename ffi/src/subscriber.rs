@@ -120,7 +120,9 @@ pub struct shmbus_message_info {
     pub seq: u64,
     /// Payload length in bytes (the bytes written to the buffer).
     pub len: usize,
-    /// When it was published: CLOCK_MONOTONIC in ns (see `shmbus_monotonic_ns`).
+    /// When it was published: CLOCK_MONOTONIC in ns (see `shmbus_monotonic_ns`), read just
+    /// before the message was committed. 0 unless the publisher's `shmbus_publisher_config` set
+    /// `timestamps`.
     pub timestamp_ns: u64,
     /// The publisher's id (`shmbus_publisher_id`).
     pub publisher_id: u32,

@@ -98,6 +98,7 @@ static void test_defaults(void) {
   shmbus_publisher_config p = shmbus_publisher_config_default();
   CHECK(p.timeout_ns == 1000000000ull);
   CHECK(p.liveness_window_ns == 100000000ull);
+  CHECK(!p.timestamps);
   uint64_t t0 = shmbus_monotonic_ns();
   uint64_t t1 = shmbus_monotonic_ns();
   CHECK(t0 > 0 && t1 >= t0);
@@ -398,7 +399,9 @@ static void test_publish_receive(void) {
   shmbus_subscriber_config scfg = shmbus_subscriber_config_default();
   scfg.wait = SHMBUS_WAIT_STRATEGY_PARK;
   OK(shmbus_subscriber_new(bus, "greetings", &cfg, &scfg, &sub));
-  OK(shmbus_publisher_new(bus, "greetings", &cfg, &pub));
+  shmbus_publisher_config pcfg = shmbus_publisher_config_default();
+  pcfg.timestamps = true;
+  OK(shmbus_publisher_new_with(bus, "greetings", &cfg, &pcfg, &pub));
 
   uint8_t buf[64];
   shmbus_message_info info = {0, 0, 0, 0};
@@ -437,6 +440,18 @@ static void test_publish_receive(void) {
   CHECK(seq == 1);
   OK(shmbus_subscriber_recv_timeout(sub, buf, sizeof buf, RECV_NS, &info, NULL));
   CHECK(info.seq == 1 && memcmp(buf, "world", 5) == 0);
+  CHECK(info.timestamp_ns >= before);
+
+  /* A default publisher does not stamp its messages: timestamp_ns is 0. */
+  shmbus_publisher *plain = NULL;
+  OK(shmbus_publisher_new(bus, "greetings", &cfg, &plain));
+  OK(shmbus_publisher_publish(plain, (const uint8_t *)"plain", 5, &seq));
+  CHECK(seq == 2);
+  OK(shmbus_subscriber_recv_timeout(sub, buf, sizeof buf, RECV_NS, &info, NULL));
+  OK(shmbus_publisher_id(plain, &id));
+  CHECK(info.seq == 2 && info.publisher_id == id && memcmp(buf, "plain", 5) == 0);
+  CHECK(info.timestamp_ns == 0);
+  shmbus_publisher_free(plain);
 
   shmbus_subscriber_free(sub);
   shmbus_publisher_free(pub);

@@ -19,7 +19,9 @@ Each line: RATE is the messages received in the last report period divided by it
 MIN/MEAN/MAX/STDDEV are over the last --window intervals between consecutive messages \
 (an interval that spans lost messages is not counted). By default intervals are measured \
 at arrival in this process; --publish-time uses the publishers' CLOCK_MONOTONIC stamps \
-instead, which removes this process's wake-up jitter.")]
+instead, which removes this process's wake-up jitter. --publish-time needs publishers that \
+stamp their messages (timestamps on: `shmbus pub` does, library publishers only with \
+PublisherConfig::timestamps); unstamped messages carry 0.")]
 pub struct HzArgs {
     /// The bus name.
     pub bus: String,
@@ -38,7 +40,8 @@ pub struct HzArgs {
     /// Stop after DUR.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Measure intervals between publisher timestamps rather than arrival times.
+    /// Measure intervals between publisher timestamps rather than arrival times (needs
+    /// publishers that stamp their messages, as `shmbus pub` does).
     #[arg(long)]
     pub publish_time: bool,
     /// One JSON object per line.
@@ -138,6 +141,13 @@ pub fn run(args: &HzArgs) -> CliResult {
         match sub.recv_timeout(&mut buf, slice) {
             Ok(m) => {
                 let t = if args.publish_time {
+                    if m.timestamp_ns == 0 {
+                        return super::fail(format!(
+                            "--publish-time: message {} carries no publish time (its publisher \
+                             does not stamp messages); run without --publish-time",
+                            m.seq
+                        ));
+                    }
                     m.timestamp_ns
                 } else {
                     Instant::now().duration_since(epoch).as_nanos() as u64

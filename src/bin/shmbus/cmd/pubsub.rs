@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use serde_json::json;
-use shmbus::{Bus, RecvError, StartAt, SubscriberConfig, TopicConfig, WaitStrategy};
+use shmbus::{
+    Bus, PublisherConfig, RecvError, StartAt, SubscriberConfig, TopicConfig, WaitStrategy,
+};
 
 use super::{
     CliError, CliResult, describe_open_error, fail, human_duration, human_rate, human_size,
@@ -176,7 +178,11 @@ pub fn run_pub(args: &PubArgs) -> CliResult {
         return fail("--rate must be a non-negative number");
     }
     let (_bus, topic) = args.endpoint.open(args.quiet)?;
-    let mut publisher = topic.publisher()?;
+    // Stamp every message: `sub` shows publish times and `hz --publish-time` measures them.
+    let mut publisher = topic.publisher_with(&PublisherConfig {
+        timestamps: true,
+        ..Default::default()
+    })?;
     super::install_interrupt_handler();
     let start = Instant::now();
     let mut pacer = Pacer {
@@ -316,6 +322,9 @@ pub enum WaitArg {
 #[command(after_help = "\
 Each message is printed as: SEQ  TIME (UTC, from the publisher's CLOCK_MONOTONIC stamp)  \
 pub=ID  len=N  PAYLOAD, the payload as text when it is printable UTF-8 and as hex otherwise.
+Only publishers with timestamps on stamp their messages (`shmbus pub` does; library \
+publishers only with PublisherConfig::timestamps); an unstamped message shows TIME as `-` \
+(and `null` times in --json).
 Lost messages (overwritten before they were read, or abandoned by a dead publisher) are \
 reported in the stream as `lost N messages (seq A..B)`, with B inclusive.
 Exit status: 0, or 1 when --count was not reached before --timeout.")]
@@ -422,11 +431,13 @@ pub fn run_sub(args: &SubArgs) -> CliResult {
                 got += 1;
                 last_msg = Instant::now();
                 let payload = &buf[..m.len];
+                let stamped = m.timestamp_ns != 0;
                 if args.json {
                     let mut v = json!({
                         "seq": m.seq,
-                        "timestamp_ns": m.timestamp_ns,
-                        "time_unix_ns": m.timestamp_ns.wrapping_add(offset),
+                        // 0: the publisher does not stamp its messages.
+                        "timestamp_ns": stamped.then_some(m.timestamp_ns),
+                        "time_unix_ns": stamped.then(|| m.timestamp_ns.wrapping_add(offset)),
                         "publisher_id": m.publisher_id,
                         "len": m.len,
                     });
@@ -441,7 +452,10 @@ pub fn run_sub(args: &SubArgs) -> CliResult {
                         None => writeln!(o, "{}", hex(payload))?,
                     }
                 } else {
-                    let time = utc_time_of_day(m.timestamp_ns.wrapping_add(offset));
+                    let time = match stamped {
+                        true => utc_time_of_day(m.timestamp_ns.wrapping_add(offset)),
+                        false => format!("{:<15}", "-"),
+                    };
                     let body = match printable(payload) {
                         Some(s) => s.to_owned(),
                         None => format!("hex:{}", hex(payload)),
