@@ -43,9 +43,11 @@ pub fn print_header(m: &Machine, plan: &[RunSpec], settings: &Settings, notes: &
 /// How to read the table.
 const LEGEND: &str = "\
 p50..p99.99, msgs/s: median of the repeats; p50 range: lowest-highest repeat p50; max: worst repeat
+p50/floor:          median over repeats of (p50 / the floor's p50 in the same repeat)
 pingpong:           one-way = round trip / 2 (one process, one clock); msgs/s = round trips/s
 open-loop, fanout:  receive time - intended send time (coordinated omission counted)
-stream:             receive time - send time (mostly queueing); msgs/s = deliveries/s
+stream:             receive time - send time (mostly queueing), one message in 64 stamped;
+                    msgs/s = deliveries/s
 path (shmbus):      copy = lossy topic, publish + recv_timeout copy all N bytes in and out;
                     borrow = lossless topic, loan + recv_borrow_timeout, header written/read in place
 c:                  shmbus ping-pong whose echo is a C program on libshmbus.a (copy path)";
@@ -58,6 +60,7 @@ pub fn print_results(m: &Machine, rows: &[report::Row], failures: &[String]) {
     for summary in [
         report::sweep_summary(rows),
         report::ffi_summary(rows),
+        report::ratios(rows),
         report::throughput(rows),
     ] {
         if !summary.is_empty() {

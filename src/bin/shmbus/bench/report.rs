@@ -40,6 +40,8 @@ pub struct Row {
     pub lost: u64,
     /// Number of repeats.
     pub repeats: usize,
+    /// Each repeat's summary, by repeat index (for ratios taken repeat by repeat).
+    pub by_repeat: BTreeMap<u32, Summary>,
     /// All repeats merged (for the HDR files and the plot).
     pub merged: Hist,
 }
@@ -84,6 +86,7 @@ fn row(spec: RunSpec, runs: &[&RunRecord]) -> Row {
         msgs_per_s: rates.get(rates.len() / 2).copied().unwrap_or(0.0),
         lost: runs.iter().map(|r| r.lost).sum(),
         repeats: runs.len(),
+        by_repeat: runs.iter().map(|r| (r.repeat, r.summary)).collect(),
         merged,
     }
 }
@@ -94,16 +97,32 @@ fn median(mut v: Vec<u64>) -> u64 {
     v.get(v.len() / 2).copied().unwrap_or(0)
 }
 
-/// The floor's median one-way p50: the reference of the p50/floor column.
-pub fn floor_p50(rows: &[Row]) -> Option<u64> {
+/// The floor's row: the reference of the p50/floor column.
+pub fn floor_row(rows: &[Row]) -> Option<&Row> {
     rows.iter()
         .find(|r| r.spec.transport == Transport::Floor && r.spec.scenario == Scenario::Pingpong)
-        .map(|r| r.median.p50)
+}
+
+/// `pick(row) / pick(reference)` taken repeat by repeat (repeat `k` of both ran in the same pass
+/// over the plan, seconds apart), then the median of those ratios. A machine whose speed changes
+/// between passes (a VM whose vCPUs move) then shifts numerator and denominator together.
+/// `None` if they share no repeat or a reference figure is 0.
+pub fn pass_ratio(row: &Row, reference: &Row, pick: fn(&Summary) -> u64) -> Option<f64> {
+    let mut ratios: Vec<f64> = row
+        .by_repeat
+        .iter()
+        .filter_map(|(k, s)| {
+            let r = pick(reference.by_repeat.get(k)?);
+            (r > 0).then(|| pick(s) as f64 / r as f64)
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios.get(ratios.len() / 2).copied()
 }
 
 /// The results table.
 pub fn table(rows: &[Row]) -> String {
-    let floor = floor_p50(rows);
+    let floor = floor_row(rows);
     let header = [
         "scenario",
         "transport",
@@ -143,9 +162,9 @@ pub fn table(rows: &[Row]) -> String {
             fmt_ns(r.worst_max),
             fmt_rate(r.msgs_per_s),
             r.lost.to_string(),
-            floor.filter(|&f| f > 0).map_or("-".to_owned(), |f| {
-                format!("{:.1}x", r.median.p50 as f64 / f as f64)
-            }),
+            floor
+                .and_then(|f| pass_ratio(r, f, |s| s.p50))
+                .map_or("-".to_owned(), |x| format!("{x:.1}x")),
         ]);
     }
     render(&cells, 6)
@@ -175,6 +194,42 @@ fn render(cells: &[Vec<String>], text_cols: usize) -> String {
         }
         out.push_str(line.trim_end());
         out.push('\n');
+    }
+    out
+}
+
+/// The 64 B ping-pong of shmbus against its references, as medians of per-repeat ratios:
+/// spin against the floor, park against the raw futex (p50 and p99.99), and the floor's p50 in
+/// each repeat, which shows whether the machine changed speed during the run.
+pub fn ratios(rows: &[Row]) -> String {
+    let find = |t: Transport, m: Mode| {
+        rows.iter().find(|r| {
+            r.spec.scenario == Scenario::Pingpong
+                && r.spec.payload == 64
+                && r.spec.transport == t
+                && r.spec.mode == m
+                && r.spec.path != Some(DataPath::Borrow)
+        })
+    };
+    let mut out = String::new();
+    let fmt = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.2}x"));
+    for (mode, reference, name) in [
+        (Mode::Spin, find(Transport::Floor, Mode::Spin), "floor"),
+        (Mode::Park, find(Transport::Futex, Mode::Park), "futex"),
+    ] {
+        let (Some(ours), Some(reference)) = (find(Transport::Shmbus, mode), reference) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "ratio 64B shmbus/{mode} to {name} (median of per-repeat ratios): p50 {}, p99.99 {}",
+            fmt(pass_ratio(ours, reference, |s| s.p50)),
+            fmt(pass_ratio(ours, reference, |s| s.p99_99)),
+        );
+    }
+    if let Some(floor) = find(Transport::Floor, Mode::Spin) {
+        let p50s: Vec<String> = floor.by_repeat.values().map(|s| fmt_ns(s.p50)).collect();
+        let _ = writeln!(out, "floor p50 by repeat: {}", p50s.join(", "));
     }
     out
 }
