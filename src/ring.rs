@@ -98,6 +98,9 @@ pub(crate) struct Ring {
     base: NonNull<u8>,
     pub geom: RingGeometry,
     mask: u64,
+    /// `geom.slots_offset()` and `geom.slot_stride`, precomputed for the hot path.
+    slots_off: usize,
+    stride: usize,
     pub name: String,
 }
 
@@ -128,6 +131,8 @@ impl Ring {
             base,
             geom,
             mask: u64::from(geom.slot_count) - 1,
+            slots_off: geom.slots_offset() as usize,
+            stride: geom.slot_stride as usize,
             name,
         })
     }
@@ -158,6 +163,7 @@ impl Ring {
     ///
     /// # Panics
     /// If `i >= max_publishers`.
+    #[inline]
     pub fn pub_record(&self, i: u32) -> &PubRecord {
         assert!(i < self.geom.max_publishers, "publisher index out of range");
         let off = RING_HEADER_SIZE + RECORD_SIZE * i as usize;
@@ -170,6 +176,7 @@ impl Ring {
     ///
     /// # Panics
     /// If `i >= max_subscribers`.
+    #[inline]
     pub fn sub_record(&self, i: u32) -> &SubRecord {
         assert!(
             i < self.geom.max_subscribers,
@@ -184,7 +191,8 @@ impl Ring {
     /// Byte offset of the slot for `seq` inside the block.
     #[inline]
     fn slot_offset(&self, seq: u64) -> usize {
-        (self.geom.slots_offset() + (seq & self.mask) * u64::from(self.geom.slot_stride)) as usize
+        // (seq & mask) < slot_count ≤ 2^31, and the block (≤ the mapping) fits in usize.
+        self.slots_off + (seq & self.mask) as usize * self.stride
     }
 
     /// The header of the slot that holds `seq`.
