@@ -530,6 +530,7 @@ impl Loan<'_> {
 
     /// The message's bytes, inside the shared slot. Their initial content is unspecified (an
     /// older message); write all `len` bytes you mean to send.
+    #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         if !self.owned {
             return &mut self.publisher.scratch[..self.len];
@@ -565,6 +566,7 @@ impl Loan<'_> {
     }
 
     /// Commits the message. Returns its sequence number.
+    #[inline]
     pub fn publish(mut self) -> u64 {
         self.done = true;
         let (seq, len, owned) = (self.seq, self.len, self.owned);
@@ -574,6 +576,7 @@ impl Loan<'_> {
 }
 
 impl Drop for Loan<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
             self.publisher.abort(self.seq, self.owned);
