@@ -12,7 +12,9 @@ use json::Members;
 /// Longest the benchmark may run before the test kills it.
 const WATCHDOG: Duration = Duration::from_secs(120);
 
-const TRANSPORTS: [&str; 7] = ["shmbus", "c", "floor", "futex", "pipe", "unix", "tcp"];
+const TRANSPORTS: [&str; 8] = [
+    "shmbus", "c", "floor", "ring", "futex", "pipe", "unix", "tcp",
+];
 const SCENARIOS: [&str; 4] = ["pingpong", "open-loop", "stream", "fanout"];
 const MODES: [&str; 4] = ["spin", "park", "spin-then-park", "blocking"];
 const RUN_KEYS: [&str; 17] = [
@@ -177,11 +179,38 @@ fn quick_bench_writes_complete_reports() {
     for s in SCENARIOS {
         assert!(runs.iter().any(|r| r.str("scenario") == s), "no {s} run");
     }
+    // The ring: 64 B ping-pong and stream in spin mode, nothing else, and the ratio lines that
+    // split floor -> shmbus into floor -> ring -> shmbus.
+    for scenario in ["pingpong", "stream"] {
+        assert!(
+            runs.iter().any(|r| r.str("transport") == "ring"
+                && r.str("scenario") == scenario
+                && r.num("payload_bytes") == 64.0),
+            "no ring {scenario} run"
+        );
+    }
+    assert!(
+        runs.iter()
+            .filter(|r| r.str("transport") == "ring")
+            .all(|r| {
+                matches!(r.str("scenario"), "pingpong" | "stream")
+                    && r.str("mode") == "spin"
+                    && r.num("payload_bytes") == 64.0
+            }),
+        "ring runs other than 64 B spin ping-pong and stream"
+    );
+    for line in [
+        "ratio 64B ring/spin to floor (median of per-repeat ratios): p50 ",
+        "ratio 64B shmbus/spin to ring (median of per-repeat ratios): p50 ",
+        "stream 64B ring/spin: ",
+    ] {
+        assert!(out.contains(line), "no {line:?} line:\n{out}");
+    }
 
     check_hdr_files(&hdr_dir);
     let plot = fs::read_to_string(&svg).unwrap();
     assert!(plot.starts_with("<svg") && plot.trim_end().ends_with("</svg>"));
-    assert!(plot.contains("99.99%") && plot.contains("shmbus/"));
+    assert!(plot.contains("99.99%") && plot.contains("shmbus/") && plot.contains("ring/spin"));
     assert_nothing_left(bench_pid);
 }
 

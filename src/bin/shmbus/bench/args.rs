@@ -17,7 +17,8 @@ use super::workload::Limits;
     transport c), sweep (ping-pong at each other --payload, and shmbus on the borrow path at every \
     --payload), open-loop (each --rate), stream (as fast as possible), fanout (one publisher to \
     each --subscribers count). The floor is always measured (unless --transport leaves it out): it \
-    is the reference of the p50/floor column. The c transport compiles a C echo with $CC (or cc) \
+    is the reference of the p50/floor column. The ring transport (a minimal seqlock ring, spin only) \
+    runs in pingpong and stream. The c transport compiles a C echo with $CC (or cc) \
     against libshmbus.a next to this executable (or $SHMBUS_BENCH_LIB), and is skipped with a note \
     if it cannot."
 )]

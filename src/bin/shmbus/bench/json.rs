@@ -10,8 +10,9 @@
 //!            "max_ns": 0, "msgs_per_s": 0.0}]}
 //! ```
 //! One run object per scenario × transport × mode × payload × subscribers × repeat (and rate).
-//! `transport` is one of `shmbus`, `c` (shmbus with a C echo), `floor`, `futex`, `pipe`, `unix`,
-//! `tcp`; `path` is `"copy"` or `"borrow"` for `shmbus` and `null` for every other transport.
+//! `transport` is one of `shmbus`, `c` (shmbus with a C echo), `floor`, `ring` (the minimal
+//! seqlock ring), `futex`, `pipe`, `unix`, `tcp`; `path` is `"copy"` or `"borrow"` for `shmbus`
+//! and `null` for every other transport.
 //! `smt_siblings` is `null` when unknown; `msgs_per_s` is round trips per second for ping-pong
 //! and messages delivered per second (summed over subscribers) otherwise.
 

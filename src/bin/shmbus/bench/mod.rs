@@ -17,7 +17,9 @@
 //!   receiver records `now - intended`, so a stalled sender or receiver shows up in the latency of
 //!   every message it delayed (coordinated omission counted, not hidden).
 //! * **Same method for every transport in the same run**: `floor` (one cache line ping-ponged
-//!   through shared memory by busy-spinning), `futex` (raw cross-process futex ping-pong),
+//!   through shared memory by busy-spinning), `ring` (a minimal single-writer seqlock ring with
+//!   shmbus's slot geometry: the part of the cost any ring-buffer bus pays; ping-pong and stream),
+//!   `futex` (raw cross-process futex ping-pong),
 //!   `pipe`, `unix`, `tcp` (127.0.0.1, `TCP_NODELAY`), `shmbus` in each wait mode, on the copy
 //!   path (lossy topics, `publish` / `recv_timeout` into buffers) and, in the payload sweep, on
 //!   the borrow path (lossless topics, `loan` / `recv_borrow_timeout` in place), and `c`: shmbus
@@ -44,7 +46,7 @@ mod procs;
 mod report;
 #[allow(
     unsafe_code,
-    reason = "the floor's shared word; the module documents every block"
+    reason = "the floor's, futex's and ring's shared memory; the module documents every block"
 )]
 mod shm;
 mod stale;

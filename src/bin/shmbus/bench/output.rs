@@ -50,7 +50,8 @@ stream:             receive time - send time (mostly queueing), one message in 6
                     msgs/s = deliveries/s
 path (shmbus):      copy = lossy topic, publish + recv_timeout copy all N bytes in and out;
                     borrow = lossless topic, loan + recv_borrow_timeout, header written/read in place
-c:                  shmbus ping-pong whose echo is a C program on libshmbus.a (copy path)";
+c:                  shmbus ping-pong whose echo is a C program on libshmbus.a (copy path)
+ring:               minimal seqlock ring (stamp + payload per slot, shmbus's geometry): what any ring bus pays";
 
 /// Prints the table, the verdict and the failures.
 pub fn print_results(m: &Machine, rows: &[report::Row], failures: &[String]) {

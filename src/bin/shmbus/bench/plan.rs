@@ -57,6 +57,8 @@ pub enum Transport {
     C,
     /// One cache line ping-ponged through a shared mapping with busy-spin: the hardware floor.
     Floor,
+    /// Minimal seqlock ring: the part of shmbus's cost any ring-buffer bus pays (reference).
+    Ring,
     /// A raw cross-process futex ping-pong: the floor of sleeping and waking.
     Futex,
     /// A pair of named pipes (FIFOs; the same kernel pipe as `pipe(2)`).
@@ -74,6 +76,7 @@ impl Transport {
             Self::Shmbus => "shmbus",
             Self::C => "c",
             Self::Floor => "floor",
+            Self::Ring => "ring",
             Self::Futex => "futex",
             Self::Pipe => "pipe",
             Self::Unix => "unix",
@@ -255,6 +258,15 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
             Transport::Futex,
             Mode::Park,
         ));
+        // The ring sorts right after the floor (the order of `Transport`), so in every pass the
+        // two run seconds apart and the ring/floor ratio compares like with like.
+        runs.push(single(
+            Scenario::Pingpong,
+            BASE_PAYLOAD,
+            None,
+            Transport::Ring,
+            Mode::Spin,
+        ));
         push_all(&mut runs, o.modes, |t, m| {
             single(Scenario::Pingpong, BASE_PAYLOAD, None, t, m)
         });
@@ -293,6 +305,13 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
         }
     }
     if selected(Selection::Stream) {
+        runs.push(single(
+            Scenario::Stream,
+            BASE_PAYLOAD,
+            None,
+            Transport::Ring,
+            Mode::Spin,
+        ));
         push_all(&mut runs, o.modes, |t, m| {
             single(Scenario::Stream, BASE_PAYLOAD, None, t, m)
         });
@@ -383,6 +402,44 @@ mod tests {
                 .all(|r| r.mode == Mode::Park && r.scenario == Scenario::Fanout)
         );
         assert_eq!(notes.len(), 2);
+    }
+
+    #[test]
+    fn ring_runs_pingpong_after_the_floor_and_stream_only() {
+        let o = PlanOptions {
+            only: &[],
+            transports: &[],
+            modes: &[Mode::Spin, Mode::Park],
+            sweep_modes: &[Mode::Spin],
+            payloads: &[8, 64, 1024],
+            rates: &[1000],
+            subscribers: &[2],
+            fanout_rate: 10_000,
+            cpus: 4,
+        };
+        let (runs, _) = build(&o);
+        let ring: Vec<(Scenario, usize, Mode)> = runs
+            .iter()
+            .filter(|r| r.transport == Transport::Ring)
+            .map(|r| (r.scenario, r.payload, r.mode))
+            .collect();
+        assert_eq!(
+            ring,
+            [
+                (Scenario::Pingpong, 64, Mode::Spin),
+                (Scenario::Stream, 64, Mode::Spin)
+            ]
+        );
+        let floor = runs.iter().position(|r| r.transport == Transport::Floor);
+        let next = floor.and_then(|i| runs.get(i + 1));
+        assert_eq!(
+            next.map(|r| (r.transport, r.scenario)),
+            Some((Transport::Ring, Scenario::Pingpong))
+        );
+        assert!(
+            runs.iter()
+                .all(|r| r.transport != Transport::Ring || r.path.is_none())
+        );
     }
 
     #[test]

@@ -199,8 +199,10 @@ fn render(cells: &[Vec<String>], text_cols: usize) -> String {
 }
 
 /// The 64 B ping-pong of shmbus against its references, as medians of per-repeat ratios:
-/// spin against the floor, park against the raw futex (p50 and p99.99), and the floor's p50 in
-/// each repeat, which shows whether the machine changed speed during the run.
+/// spin against the floor, split into floor -> ring (p50: what any ring-buffer bus pays) and
+/// ring -> shmbus (p50 and p99.99: what shmbus's own code adds), park against the raw futex
+/// (p50 and p99.99), and the floor's p50 in each repeat, which shows whether the machine changed
+/// speed during the run.
 pub fn ratios(rows: &[Row]) -> String {
     let find = |t: Transport, m: Mode| {
         rows.iter().find(|r| {
@@ -213,19 +215,39 @@ pub fn ratios(rows: &[Row]) -> String {
     };
     let mut out = String::new();
     let fmt = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.2}x"));
-    for (mode, reference, name) in [
-        (Mode::Spin, find(Transport::Floor, Mode::Spin), "floor"),
-        (Mode::Park, find(Transport::Futex, Mode::Park), "futex"),
+    let (spin, park) = (
+        (Transport::Shmbus, Mode::Spin),
+        (Transport::Shmbus, Mode::Park),
+    );
+    let (floor, ring) = (
+        (Transport::Floor, Mode::Spin),
+        (Transport::Ring, Mode::Spin),
+    );
+    // (row, reference, with p99.99): shmbus to the floor, then the same gap in its two parts.
+    for ((t, m), (rt, rm), tail) in [
+        (spin, floor, true),
+        (ring, floor, false),
+        (spin, ring, true),
+        (park, (Transport::Futex, Mode::Park), true),
     ] {
-        let (Some(ours), Some(reference)) = (find(Transport::Shmbus, mode), reference) else {
+        let (Some(row), Some(reference)) = (find(t, m), find(rt, rm)) else {
             continue;
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "ratio 64B shmbus/{mode} to {name} (median of per-repeat ratios): p50 {}, p99.99 {}",
-            fmt(pass_ratio(ours, reference, |s| s.p50)),
-            fmt(pass_ratio(ours, reference, |s| s.p99_99)),
+            "ratio 64B {}/{m} to {} (median of per-repeat ratios): p50 {}",
+            t.as_str(),
+            rt.as_str(),
+            fmt(pass_ratio(row, reference, |s| s.p50)),
         );
+        if tail {
+            let _ = write!(
+                out,
+                ", p99.99 {}",
+                fmt(pass_ratio(row, reference, |s| s.p99_99))
+            );
+        }
+        out.push('\n');
     }
     if let Some(floor) = find(Transport::Floor, Mode::Spin) {
         let p50s: Vec<String> = floor.by_repeat.values().map(|s| fmt_ns(s.p50)).collect();

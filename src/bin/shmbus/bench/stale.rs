@@ -9,7 +9,7 @@ use std::path::Path;
 pub fn sweep() -> usize {
     let mut removed = 0;
     for name in names_in(Path::new("/dev/shm")) {
-        // Floor and futex pages: `shmbus-bench-<pid>-<run>`.
+        // Floor and futex pages, ring objects: `shmbus-bench-<pid>-<run>`.
         if is_stale(&name, "shmbus-bench-") && rustix::shm::unlink(name.as_str()).is_ok() {
             removed += 1;
         }

@@ -40,14 +40,19 @@ const RING_BYTES: usize = 4 << 20;
 /// Longest a borrow-path publisher waits for room (one message is in flight: it never waits).
 const LOAN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Slots per ring for `payload`-byte messages: [`RING_BYTES`] / payload, clamped to 64..4096, a
+/// power of two. The `ring` reference transport uses the same count.
+pub(super) fn slot_count(payload: usize) -> usize {
+    (RING_BYTES / payload.max(1))
+        .clamp(64, 4096)
+        .next_power_of_two()
+}
+
 /// The geometry both ends use for every topic of the run: lossy for the copy path, lossless for
 /// the borrow path; one publisher entry.
 fn topic_config(payload: usize, path: DataPath) -> TopicConfig {
-    let slots = (RING_BYTES / payload.max(1))
-        .clamp(64, 4096)
-        .next_power_of_two();
     TopicConfig {
-        slots: u32::try_from(slots).unwrap_or(4096),
+        slots: u32::try_from(slot_count(payload)).unwrap_or(4096),
         payload_size: u32::try_from(payload).unwrap_or(u32::MAX),
         delivery: match path {
             DataPath::Copy => Delivery::Lossy,

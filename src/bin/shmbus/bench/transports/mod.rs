@@ -9,6 +9,7 @@
 
 mod bus;
 mod line;
+mod ring;
 mod stream;
 
 use std::path::PathBuf;
@@ -141,6 +142,7 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
         // The C echo attaches to the same bus and topics as a Rust one.
         Transport::Shmbus | Transport::C => bus::prepare(shape, names),
         Transport::Floor | Transport::Futex => line::prepare(shape, names),
+        Transport::Ring => ring::prepare(shape, names),
         Transport::Pipe | Transport::Unix | Transport::Tcp => stream::prepare(shape, names),
     }
 }
@@ -154,6 +156,7 @@ pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> 
         Transport::Shmbus => bus::open_child(shape, addrs),
         Transport::C => Err("the c transport's echo is the C program, not bench-child".into()),
         Transport::Floor | Transport::Futex => line::open_child(shape, addrs),
+        Transport::Ring => ring::open_child(shape, addrs),
         Transport::Pipe | Transport::Unix | Transport::Tcp => stream::open_child(shape, addrs),
     }
 }
