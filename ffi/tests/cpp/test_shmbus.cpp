@@ -103,6 +103,7 @@ static void test_receive_statuses() {
   CHECK_THROWS(sub.try_recv(tiny), SHMBUS_RESULT_BUFFER_TOO_SMALL);
   shmbus::Received r = sub.recv_timeout(buf, 5s);
   CHECK(r && r.info.seq == 0 && r.info.publisher_id == id);
+  CHECK(r.info.timestamp_ns == 0);  // publish timestamps are opt-in
   CHECK(shmbus::as_string(r.bytes) == "hello");
   CHECK(r.bytes.data() == buf.data());
 
@@ -112,6 +113,17 @@ static void test_receive_statuses() {
   CHECK(r.loss.first_seq == 1 && r.loss.count == 6);
   r = sub.recv_timeout(buf, 5s);
   CHECK(r && r.info.seq == 7 && shmbus::as_string(r.bytes) == "m6");
+
+  // A publisher that stamps: CLOCK_MONOTONIC read while publishing.
+  while (sub.try_recv(buf).status != shmbus::Received::Status::empty) {
+  }  // m7 .. m9
+  CHECK(!shmbus::PublisherConfig().timestamps);
+  shmbus::Publisher stamped = bus.publisher("r", shmbus::PublisherConfig().with_timestamps(true));
+  std::uint64_t before = shmbus::monotonic_ns();
+  stamped.publish("t");
+  r = sub.recv_timeout(buf, 5s);
+  CHECK(r && r.info.timestamp_ns >= before && r.info.timestamp_ns <= shmbus::monotonic_ns());
+  stamped = shmbus::Publisher();
 
   sub = shmbus::Subscriber();
   pub = shmbus::Publisher();
