@@ -286,6 +286,10 @@ fn create_ls_info_pub_sub_gc_rm() {
         assert_eq!(m["seq"], i as u64);
         assert_eq!(m["payload"], format!("m{i}"));
         assert_eq!(m["len"], 2);
+        assert!(
+            m["timestamp_ns"].as_u64().is_some_and(|t| t > 0),
+            "pub stamps: {m}"
+        );
     }
     assert!(e.contains("received 5 messages, lost 0"), "{e}");
 
@@ -293,6 +297,41 @@ fn create_ls_info_pub_sub_gc_rm() {
     let t = topic_info(&dog, &live, "t/x");
     assert_eq!(t["published"], 5);
     assert_eq!(t["next_seq"], 5);
+
+    // A library publisher does not stamp by default: sub shows null times for its message.
+    let sub = spawn(
+        &dog,
+        &[
+            "sub",
+            &live,
+            "t/x",
+            "--count",
+            "1",
+            "--timeout",
+            "20s",
+            "--json",
+        ],
+    );
+    wait_until("the subscriber to register", || {
+        topic_info(&dog, &live, "t/x")["subscribers"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
+    });
+    {
+        let bus = shmbus::Bus::open(&live).unwrap();
+        let mut publisher = bus.publisher("t/x").unwrap();
+        publisher.publish(b"plain").unwrap();
+    }
+    let (st, o, e) = sub.finish();
+    assert!(st.success(), "sub failed: {e}");
+    let m: Value = serde_json::from_str(o.trim()).unwrap();
+    assert_eq!(m["payload"], "plain", "{o}");
+    assert!(
+        m["timestamp_ns"].is_null() && m["time_unix_ns"].is_null(),
+        "{o}"
+    );
 
     // info --watch with a bounded count: one JSON line per refresh, rates from the second on.
     let o = ok(
