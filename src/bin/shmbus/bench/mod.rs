@@ -107,6 +107,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         c_echo,
     };
     let done = run_all(&ctx, &plan, settings.repeat, &stop);
+    // No process of the benchmark's iceoryx2 domain is left: its shared memory can go.
+    stale::remove_own_iceoryx2();
     machine.pinned = parent_pinned && done.children_pinned && !done.records.is_empty();
     let rows = report::rows(&done.records);
     output::print_results(&machine, &rows, &done.failures);

@@ -53,6 +53,12 @@ path (shmbus):      copy = lossy topic, publish + recv_timeout copy all N bytes 
 c:                  shmbus ping-pong whose echo is a C program on libshmbus.a (copy path)
 ring:               minimal seqlock ring (stamp + payload per slot, shmbus's geometry): what any ring bus pays";
 
+/// The legend line of the iceoryx2 transport (only in builds that have it).
+#[cfg(feature = "bench-iceoryx2")]
+const ICEORYX2_LEGEND: Option<&str> = Some(super::transports::iox2::LEGEND);
+#[cfg(not(feature = "bench-iceoryx2"))]
+const ICEORYX2_LEGEND: Option<&str> = None;
+
 /// Prints the table, the verdict and the failures.
 pub fn print_results(m: &Machine, rows: &[report::Row], failures: &[String]) {
     println!();
@@ -69,6 +75,9 @@ pub fn print_results(m: &Machine, rows: &[report::Row], failures: &[String]) {
         }
     }
     println!("{LEGEND}");
+    if let Some(line) = ICEORYX2_LEGEND {
+        println!("{line}");
+    }
     println!(
         "pinned: {}",
         if m.pinned {

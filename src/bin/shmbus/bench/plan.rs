@@ -52,6 +52,9 @@ pub enum Selection {
 pub enum Transport {
     /// This crate.
     Shmbus,
+    /// Eclipse iceoryx2 0.10, publish-subscribe over shared memory (spin only; needs the
+    /// feature `bench-iceoryx2`). Sorts right after shmbus, so the two run side by side.
+    Iceoryx2,
     /// This crate with a C echo: the ping-pong's other end is a C program linked against
     /// `libshmbus.a` (the FFI), built at bench time (see `c_echo.rs`).
     C,
@@ -74,6 +77,7 @@ impl Transport {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Shmbus => "shmbus",
+            Self::Iceoryx2 => "iceoryx2",
             Self::C => "c",
             Self::Floor => "floor",
             Self::Ring => "ring",
@@ -83,6 +87,14 @@ impl Transport {
             Self::Tcp => "tcp",
         }
     }
+
+    /// Whether this binary can measure iceoryx2 (built with the feature `bench-iceoryx2`).
+    pub const ICEORYX2: bool = cfg!(feature = "bench-iceoryx2");
+
+    /// The error for `--transport iceoryx2` in a build without it.
+    pub const ICEORYX2_MISSING: &str = "the iceoryx2 transport is not in this build: rebuild \
+         with `--features bench-iceoryx2` (e.g. cargo run --release --features bench-iceoryx2 \
+         -- bench)";
 
     /// The byte-stream transports a user would pick instead of shared memory.
     const ALTERNATIVES: [Self; 3] = [Self::Pipe, Self::Unix, Self::Tcp];
@@ -270,6 +282,16 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
         push_all(&mut runs, o.modes, |t, m| {
             single(Scenario::Pingpong, BASE_PAYLOAD, None, t, m)
         });
+        // iceoryx2 sorts right after shmbus (the order of `Transport`): side by side.
+        if Transport::ICEORYX2 {
+            runs.push(single(
+                Scenario::Pingpong,
+                BASE_PAYLOAD,
+                None,
+                Transport::Iceoryx2,
+                Mode::Spin,
+            ));
+        }
         // Rust initiator, C echo: next to shmbus/spin at 64 B, the cost of the FFI.
         for &m in o.sweep_modes {
             runs.push(single(
@@ -315,6 +337,15 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
         push_all(&mut runs, o.modes, |t, m| {
             single(Scenario::Stream, BASE_PAYLOAD, None, t, m)
         });
+        if Transport::ICEORYX2 {
+            runs.push(single(
+                Scenario::Stream,
+                BASE_PAYLOAD,
+                None,
+                Transport::Iceoryx2,
+                Mode::Spin,
+            ));
+        }
     }
     if selected(Selection::Fanout) {
         for &n in o.subscribers {
@@ -480,5 +511,45 @@ mod tests {
             borrow.map(RunSpec::series_label).as_deref(),
             Some("shmbus/spin/borrow")
         );
+    }
+
+    #[test]
+    fn iceoryx2_runs_after_shmbus_only_when_built_in() {
+        let o = PlanOptions {
+            only: &[Selection::Pingpong, Selection::Stream],
+            transports: &[],
+            modes: &[Mode::Spin, Mode::Park],
+            sweep_modes: &[Mode::Spin],
+            payloads: &[64],
+            rates: &[1000],
+            subscribers: &[2],
+            fanout_rate: 10_000,
+            cpus: 4,
+        };
+        let (runs, _) = build(&o);
+        let iox: Vec<(Scenario, usize, Mode)> = runs
+            .iter()
+            .filter(|r| r.transport == Transport::Iceoryx2)
+            .map(|r| (r.scenario, r.payload, r.mode))
+            .collect();
+        if !Transport::ICEORYX2 {
+            assert!(iox.is_empty());
+            return;
+        }
+        assert_eq!(
+            iox,
+            [
+                (Scenario::Pingpong, 64, Mode::Spin),
+                (Scenario::Stream, 64, Mode::Spin)
+            ]
+        );
+        for scenario in [Scenario::Pingpong, Scenario::Stream] {
+            let of = |t| {
+                runs.iter()
+                    .rposition(|r| r.scenario == scenario && r.transport == t)
+            };
+            let (last_shmbus, iceoryx2) = (of(Transport::Shmbus), of(Transport::Iceoryx2));
+            assert_eq!(last_shmbus.map(|i| i + 1), iceoryx2, "{scenario:?}");
+        }
     }
 }

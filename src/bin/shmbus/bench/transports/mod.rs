@@ -8,6 +8,8 @@
 //! contains the parent's pid and a run number) and removed when the parent's end is dropped.
 
 mod bus;
+#[cfg(feature = "bench-iceoryx2")]
+pub mod iox2;
 mod line;
 mod ring;
 mod stream;
@@ -144,6 +146,10 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
         Transport::Floor | Transport::Futex => line::prepare(shape, names),
         Transport::Ring => ring::prepare(shape, names),
         Transport::Pipe | Transport::Unix | Transport::Tcp => stream::prepare(shape, names),
+        #[cfg(feature = "bench-iceoryx2")]
+        Transport::Iceoryx2 => iox2::prepare(shape, names),
+        #[cfg(not(feature = "bench-iceoryx2"))]
+        Transport::Iceoryx2 => Err(Transport::ICEORYX2_MISSING.into()),
     }
 }
 
@@ -158,6 +164,10 @@ pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> 
         Transport::Floor | Transport::Futex => line::open_child(shape, addrs),
         Transport::Ring => ring::open_child(shape, addrs),
         Transport::Pipe | Transport::Unix | Transport::Tcp => stream::open_child(shape, addrs),
+        #[cfg(feature = "bench-iceoryx2")]
+        Transport::Iceoryx2 => iox2::open_child(shape, addrs),
+        #[cfg(not(feature = "bench-iceoryx2"))]
+        Transport::Iceoryx2 => Err(Transport::ICEORYX2_MISSING.into()),
     }
 }
 
