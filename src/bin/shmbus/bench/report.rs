@@ -447,4 +447,63 @@ mod tests {
         assert_eq!(median(vec![3, 1, 2]), 2);
         assert_eq!(median(vec![]), 0);
     }
+
+    /// Records of one configuration with these p50s, repeat k having the k-th.
+    fn records(transport: Transport, p50s: &[u64]) -> Vec<RunRecord> {
+        let spec = RunSpec {
+            scenario: Scenario::Pingpong,
+            payload: 64,
+            subscribers: 1,
+            rate: None,
+            transport,
+            mode: Mode::Spin,
+            path: None,
+        };
+        p50s.iter()
+            .enumerate()
+            .map(|(k, &p50)| RunRecord {
+                spec,
+                repeat: k as u32,
+                summary: Summary {
+                    p50,
+                    p99_99: 10 * p50,
+                    ..Summary::default()
+                },
+                hist: super::super::hist::new(),
+                lost: 0,
+                msgs_per_s: 0.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ratios_are_taken_repeat_by_repeat() {
+        // The machine is 3x slower in repeats 1 and 2 of the floor but only in repeat 1 of the
+        // ring (it sped up in between): the ratio of medians would be 90 / 180 = 0.5, the
+        // per-repeat ratios are 1.5, 1.5 and 0.5, whose median is 1.5.
+        let mut all = records(Transport::Floor, &[60, 180, 180]);
+        all.extend(records(Transport::Ring, &[90, 270, 90]));
+        let table = rows(&all);
+        let floor = floor_row(&table).unwrap();
+        let ring = table
+            .iter()
+            .find(|r| r.spec.transport == Transport::Ring)
+            .unwrap();
+        assert_eq!(pass_ratio(ring, floor, |s| s.p50), Some(1.5));
+        assert_eq!(pass_ratio(ring, floor, |s| s.p99_99), Some(1.5));
+        // Repeats missing on either side are left out; none in common gives no ratio.
+        let partial = rows(&records(Transport::Ring, &[90]));
+        assert_eq!(pass_ratio(&partial[0], floor, |s| s.p50), Some(1.5));
+        let zero = rows(&records(Transport::Floor, &[0]));
+        assert_eq!(pass_ratio(ring, &zero[0], |s| s.p50), None);
+        let lines = ratios(&table);
+        assert!(
+            lines.contains("ring/spin to floor (median of per-repeat ratios): p50 1.50x"),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("floor p50 by repeat: 60ns, 180ns, 180ns"),
+            "{lines}"
+        );
+    }
 }
