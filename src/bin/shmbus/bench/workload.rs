@@ -277,3 +277,53 @@ pub fn receive(
 pub fn open_loop_skip(rate: u64, limits: &Limits) -> u64 {
     (rate as f64 * limits.warmup().as_secs_f64()) as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// An in-memory transport: `send` queues a copy, `recv` takes the oldest (or times out).
+    #[derive(Default)]
+    struct Queue(VecDeque<Vec<u8>>);
+
+    impl Endpoint for Queue {
+        fn send(&mut self, msg: &[u8]) -> Result<()> {
+            self.0.push_back(msg.to_vec());
+            Ok(())
+        }
+
+        fn recv(&mut self, buf: &mut [u8], _deadline_ns: u64) -> Result<Recv> {
+            Ok(match self.0.pop_front() {
+                Some(m) => {
+                    buf.copy_from_slice(&m);
+                    Recv::Msg(m.len())
+                }
+                None => Recv::TimedOut,
+            })
+        }
+    }
+
+    #[test]
+    fn stream_stamps_one_message_in_64_and_counts_every_one() {
+        let limits = Limits {
+            duration: Duration::from_secs(10),
+            max_count: 10_000,
+        };
+        let mut q = Queue::default();
+        let sent = stream(&mut q, 64, &limits).unwrap();
+        assert_eq!(sent, 10_000, "bounded by the count, not the time");
+        let stamped = q.0.iter().filter(|m| msg::time(m) != 0).count();
+        // Messages 0, 64, ..., 9984 carry a time; the END message carries the count.
+        assert_eq!(stamped as u64, sent.div_ceil(STREAM_STAMP_EVERY) + 1);
+        let r = receive(&mut q, 64, 1_000, u64::MAX).unwrap();
+        // Measured from the first stamped message at or after the warm-up (1024) to the last
+        // (9984), both included; every one counted, only the stamped ones timed.
+        assert_eq!(r.count, 9984 - 1024 + 1);
+        assert_eq!(r.bytes, r.count * 64);
+        assert_eq!(r.hist.len(), (9984 - 1024) / STREAM_STAMP_EVERY + 1);
+        assert_eq!(r.lost, 0);
+        assert!(r.first_ns > 0 && r.last_ns >= r.first_ns);
+    }
+}
