@@ -179,6 +179,36 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until `topic` of `bus` has exactly one registered subscriber (`what` names it).
+fn wait_for_one_subscriber(dog: &Watchdog, bus: &str, topic: &str, what: &str) {
+    wait_until(what, || {
+        topic_info(dog, bus, topic)["subscribers"]
+            .as_array()
+            .is_some_and(|subs| subs.len() == 1)
+    });
+}
+
+/// Starts `shmbus sub BUS TOPIC --count N --timeout 20s --json` and waits until it has
+/// registered (it is then the topic's only subscriber).
+fn start_json_sub(dog: &Watchdog, bus: &str, topic: &str, count: u32) -> Running {
+    let count = count.to_string();
+    let sub = spawn(
+        dog,
+        &[
+            "sub",
+            bus,
+            topic,
+            "--count",
+            &count,
+            "--timeout",
+            "20s",
+            "--json",
+        ],
+    );
+    wait_for_one_subscriber(dog, bus, topic, "the subscriber to register");
+    sub
+}
+
 /// The topic's object in `info BUS TOPIC --json`.
 fn topic_info(dog: &Watchdog, bus: &str, topic: &str) -> Value {
     let v = json(dog, &["info", bus, topic, "--json"]);
@@ -252,26 +282,7 @@ fn create_ls_info_pub_sub_gc_rm() {
     assert_eq!(t["published"], 0);
 
     // sub (started first) receives what pub reads from stdin, across processes.
-    let sub = spawn(
-        &dog,
-        &[
-            "sub",
-            &live,
-            "t/x",
-            "--count",
-            "5",
-            "--timeout",
-            "20s",
-            "--json",
-        ],
-    );
-    wait_until("the subscriber to register", || {
-        topic_info(&dog, &live, "t/x")["subscribers"]
-            .as_array()
-            .unwrap()
-            .len()
-            == 1
-    });
+    let sub = start_json_sub(&dog, &live, "t/x", 5);
     let (code, _, e) = run_with(&dog, &["pub", &live, "t/x"], "m0\nm1\nm2\nm3\nm4\n");
     assert_eq!(code, 0, "{e}");
     assert!(e.contains("published 5 messages"), "{e}");
@@ -299,26 +310,7 @@ fn create_ls_info_pub_sub_gc_rm() {
     assert_eq!(t["next_seq"], 5);
 
     // A library publisher does not stamp by default: sub shows null times for its message.
-    let sub = spawn(
-        &dog,
-        &[
-            "sub",
-            &live,
-            "t/x",
-            "--count",
-            "1",
-            "--timeout",
-            "20s",
-            "--json",
-        ],
-    );
-    wait_until("the subscriber to register", || {
-        topic_info(&dog, &live, "t/x")["subscribers"]
-            .as_array()
-            .unwrap()
-            .len()
-            == 1
-    });
+    let sub = start_json_sub(&dog, &live, "t/x", 1);
     {
         let bus = shmbus::Bus::open(&live).unwrap();
         let mut publisher = bus.publisher("t/x").unwrap();
@@ -350,13 +342,7 @@ fn create_ls_info_pub_sub_gc_rm() {
 
     // hz measures a paced publisher.
     let hz = spawn(&dog, &["hz", &live, "t/x", "--count", "5", "--json"]);
-    wait_until("hz to subscribe", || {
-        topic_info(&dog, &live, "t/x")["subscribers"]
-            .as_array()
-            .unwrap()
-            .len()
-            == 1
-    });
+    wait_for_one_subscriber(&dog, &live, "t/x", "hz to subscribe");
     let (code, _, e) = run(
         &dog,
         &[
@@ -371,13 +357,7 @@ fn create_ls_info_pub_sub_gc_rm() {
 
     // gc refuses a bus that a live process uses.
     let holder = spawn(&dog, &["sub", &live, "t/x", "-q"]);
-    wait_until("the holder to register", || {
-        topic_info(&dog, &live, "t/x")["subscribers"]
-            .as_array()
-            .unwrap()
-            .len()
-            == 1
-    });
+    wait_for_one_subscriber(&dog, &live, "t/x", "the holder to register");
     let v = json(&dog, &["gc", "--json", &live]);
     assert_eq!(v[0]["action"], "skipped", "{v}");
     assert!(v[0]["reason"].as_str().unwrap().contains("in use"), "{v}");
