@@ -273,6 +273,8 @@ fn wait_stamp(stamp: &AtomicU64, want: u64, deadline_ns: u64) -> Option<u64> {
 }
 
 /// Copies `src` into `words` with relaxed 8-byte atomic stores (a short tail padded with zeros).
+/// The same word copy as the crate's `seqlock::store_payload`, kept separate on purpose: the
+/// reference must not move when shmbus's code changes (and that module is private).
 #[inline]
 fn store_words(words: &[AtomicU64], src: &[u8]) {
     let mut chunks = src.chunks_exact(8);
