@@ -16,8 +16,6 @@ use std::time::Duration;
 
 use common::*;
 
-const WARNINGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"];
-
 fn run(exe: &std::path::Path, envs: &[(&str, &str)]) {
     let child = Command::new(exe)
         .envs(envs.iter().copied())
@@ -63,30 +61,17 @@ fn c_tests_with_address_and_undefined_sanitizers() {
     };
     let exe = out_dir("c").join("test_shmbus_asan");
     let mut cmd = Command::new(cc);
-    cmd.args(WARNINGS)
-        .args([
-            "-O1",
-            "-fsanitize=address,undefined",
-            "-fno-sanitize-recover=undefined",
-        ])
-        .arg("-fno-omit-frame-pointer")
+    cmd.args(C_FLAGS)
+        .args(SANITIZERS)
         .arg("-I")
         .arg(ffi_dir().join("include"))
         .arg(ffi_dir().join("tests/c/test_shmbus.c"))
         .arg(static_lib())
-        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .args(STATIC_LIB_DEPS)
+        .arg("-o")
         .arg(&exe);
     compile(cmd);
-    run(
-        &exe,
-        &[
-            (
-                "ASAN_OPTIONS",
-                "detect_leaks=1:abort_on_error=0:halt_on_error=1",
-            ),
-            ("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"),
-        ],
-    );
+    run(&exe, SANITIZER_ENV);
 }
 
 #[test]
@@ -101,7 +86,7 @@ fn c_tests_against_the_shared_library() {
     );
     let exe = out_dir("c").join("test_shmbus_shared");
     let mut cmd = Command::new(cc);
-    cmd.args(WARNINGS)
+    cmd.args(C_FLAGS)
         .arg("-I")
         .arg(ffi_dir().join("include"))
         .arg(ffi_dir().join("tests/c/test_shmbus.c"))
@@ -121,21 +106,15 @@ fn cpp_wrapper_tests_with_address_and_undefined_sanitizers() {
     };
     let exe = out_dir("cpp").join("test_shmbus_cpp");
     let mut cmd = Command::new(cxx);
-    cmd.args([
-        "-std=c++17",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-pedantic",
-        "-g",
-    ])
-    .args(SANITIZERS)
-    .arg("-I")
-    .arg(ffi_dir().join("include"))
-    .arg(ffi_dir().join("tests/cpp/test_shmbus.cpp"))
-    .arg(static_lib())
-    .args(["-lpthread", "-ldl", "-lm", "-o"])
-    .arg(&exe);
+    cmd.args(CXX_FLAGS)
+        .args(SANITIZERS)
+        .arg("-I")
+        .arg(ffi_dir().join("include"))
+        .arg(ffi_dir().join("tests/cpp/test_shmbus.cpp"))
+        .arg(static_lib())
+        .args(STATIC_LIB_DEPS)
+        .arg("-o")
+        .arg(&exe);
     compile(cmd);
     run(&exe, SANITIZER_ENV);
 }

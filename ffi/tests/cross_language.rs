@@ -94,36 +94,24 @@ fn c_publisher_cpp_and_rust_subscribers_agree() {
     let examples = ffi_dir().join("../examples");
     let (publisher, subscriber) = (out.join("c-publisher"), out.join("cpp-subscriber"));
     let mut c = Command::new(cc);
-    c.args([
-        "-std=c11",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-pedantic",
-        "-g",
-        "-I",
-    ])
-    .arg(&include)
-    .arg(examples.join("c/publisher.c"))
-    .arg(static_lib())
-    .args(["-lpthread", "-ldl", "-lm", "-o"])
-    .arg(&publisher);
+    c.args(C_FLAGS)
+        .arg("-I")
+        .arg(&include)
+        .arg(examples.join("c/publisher.c"))
+        .arg(static_lib())
+        .args(STATIC_LIB_DEPS)
+        .arg("-o")
+        .arg(&publisher);
     compile(c);
     let mut cpp = Command::new(cxx);
-    cpp.args([
-        "-std=c++17",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-pedantic",
-        "-g",
-        "-I",
-    ])
-    .arg(&include)
-    .arg(examples.join("cpp/subscriber.cpp"))
-    .arg(static_lib())
-    .args(["-lpthread", "-ldl", "-lm", "-o"])
-    .arg(&subscriber);
+    cpp.args(CXX_FLAGS)
+        .arg("-I")
+        .arg(&include)
+        .arg(examples.join("cpp/subscriber.cpp"))
+        .arg(static_lib())
+        .args(STATIC_LIB_DEPS)
+        .arg("-o")
+        .arg(&subscriber);
     compile(cpp);
 
     // The bus and topic exist before anyone starts, with the default topic geometry the

@@ -6,6 +6,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Strict C11: every warning is an error.
+pub const C_FLAGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"];
+
+/// Strict C++17: every warning is an error.
+pub const CXX_FLAGS: &[&str] = &[
+    "-std=c++17",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-pedantic",
+    "-g",
+];
+
+/// What a program linked against `libshmbus.a` needs besides it (the Rust runtime's libraries).
+pub const STATIC_LIB_DEPS: &[&str] = &["-lpthread", "-ldl", "-lm"];
+
 /// `CARGO_TARGET_DIR/<profile>`, where cargo put `libshmbus.{a,so}` for this test run (the test
 /// binary lives in its `deps/` folder).
 pub fn profile_dir() -> PathBuf {
