@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::BusName;
+use common::{BusName, per_profile};
 use shmbus::{
     Bus, BusConfig, BusError, PublishError, PublisherConfig, RecvError, StartAt, SubscriberConfig,
     TopicConfig, TopicError, WaitStrategy,
@@ -590,11 +590,7 @@ fn threads_racing_to_create_get_one_bus_and_one_topic() {
 
 #[test]
 fn threads_share_a_bus_and_see_one_total_order() {
-    const N: u64 = if cfg!(debug_assertions) {
-        2_000
-    } else {
-        50_000
-    };
+    const N: u64 = per_profile(2_000, 50_000);
     let name = BusName::new("threads");
     let bus = Bus::create(&name, &BusConfig::default()).unwrap();
     let topic = bus.topic_with("t", &small_topic(1 << 17, 16)).unwrap();

@@ -8,7 +8,7 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use common::{
-    BusName, ROLE, env, env_u64, finish, finish_all, kill9, spawn_child, stopped_at,
+    BusName, ROLE, env, env_u64, finish, finish_all, kill9, per_profile, spawn_child, stopped_at,
     wait_for_stderr,
 };
 use shmbus::{
@@ -92,11 +92,7 @@ fn order_subscriber(bus: &Bus) {
 
 #[test]
 fn four_processes_see_one_total_order() {
-    let n: u64 = if cfg!(debug_assertions) {
-        5_000
-    } else {
-        50_000
-    };
+    let n: u64 = per_profile(5_000, 50_000);
     let name = BusName::new("order");
     let bus = Bus::create(
         &name,
@@ -241,11 +237,7 @@ fn torn_read_detector_on_a_single_publisher_topic() {
 /// `publishers` processes publish `n` messages each through a ring of `cfg`; one subscriber
 /// checks every word of every message and the loss accounting.
 fn torn_run(publishers: u64, cfg: TopicConfig) {
-    let n: u64 = if cfg!(debug_assertions) {
-        100_000
-    } else {
-        1_200_000 / publishers
-    };
+    let n: u64 = per_profile(100_000, 1_200_000 / publishers);
     let name = BusName::new("torn");
     let bus = Bus::create(&name, &BusConfig::default()).unwrap();
     bus.topic_with("t", &cfg).unwrap();
@@ -317,11 +309,7 @@ fn jitter(i: u64) {
 
 #[test]
 fn parked_subscribers_never_miss_a_wake_up() {
-    let n: u64 = if cfg!(debug_assertions) {
-        3_000
-    } else {
-        20_000
-    };
+    let n: u64 = per_profile(3_000, 20_000);
     let name = BusName::new("wake");
     let bus = Bus::create(&name, &BusConfig::default()).unwrap();
     let mut pong = bus

@@ -8,7 +8,8 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use common::{
-    BusName, ROLE, env, env_u64, finish_all, kill9, spawn_child, stopped_at, wait_for_stderr,
+    BusName, ROLE, env, env_u64, finish_all, kill9, per_profile, spawn_child, stopped_at,
+    wait_for_stderr,
 };
 use shmbus::{
     Bus, BusConfig, Delivery, PublishError, PublisherConfig, RecvError, SubscriberConfig,
@@ -245,11 +246,7 @@ fn child() {
 
 #[test]
 fn lossless_under_load_across_processes() {
-    let n: u64 = if cfg!(debug_assertions) {
-        20_000
-    } else {
-        500_000
-    };
+    let n: u64 = per_profile(20_000, 500_000);
     let name = BusName::new("ll-load");
     let bus = Bus::create(&name, &BusConfig::default()).unwrap();
     bus.topic_with("t", &lossless(64, 16)).unwrap();

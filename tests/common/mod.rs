@@ -161,3 +161,13 @@ pub fn stopped_at(
     );
     child
 }
+
+/// How many messages a stress test sends: `debug` in a debug build (slow, unoptimised
+/// atomics), `release` in a release build, where the race windows are narrow and need volume.
+pub const fn per_profile(debug: u64, release: u64) -> u64 {
+    if cfg!(debug_assertions) {
+        debug
+    } else {
+        release
+    }
+}
