@@ -943,6 +943,36 @@ static void test_delivery_mismatch(void) {
 #define FORK_BURST 500
 #define FORK_SLOW 20
 
+/* Forks a child that runs child_main(name) and exits with what it returns. */
+static pid_t fork_child(int (*child_main)(const char *), const char *name) {
+  fflush(NULL);
+  pid_t child = fork();
+  CHECK(child >= 0);
+  if (child == 0) {
+    _exit(child_main(name));
+  }
+  return child;
+}
+
+/* Receives the child's "ready" message on `replies`. */
+static void expect_ready(shmbus_subscriber *replies) {
+  uint8_t buf[64];
+  shmbus_message_info info;
+  OK(shmbus_subscriber_recv_timeout(replies, buf, sizeof buf, RECV_NS, &info, NULL));
+  CHECK(info.len == 5 && memcmp(buf, "ready", 5) == 0);
+}
+
+/* Waits for the child, puts back the run's watchdog, and checks that the child exited 0. */
+static void reap_child(pid_t child, unsigned watchdog) {
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child);
+  alarm(watchdog);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "child status %d\n", status);
+  }
+}
+
 static int child_subscriber(const char *name) {
   alarm(30);
   shmbus_bus *bus = NULL;
@@ -992,21 +1022,14 @@ static void test_fork_exchange(void) {
   shmbus_subscriber *replies = NULL;
   OK(shmbus_publisher_new(bus, "fork/data", NULL, &pub));
   OK(shmbus_subscriber_new(bus, "fork/reply", NULL, NULL, &replies));
-  fflush(NULL);
-  pid_t child = fork();
-  CHECK(child >= 0);
-  if (child == 0) {
-    _exit(child_subscriber(name));
-  }
+  pid_t child = fork_child(child_subscriber, name);
   unsigned watchdog = alarm(60);
   char buf[64];
   for (uint32_t i = 0; i < FORK_BURST; i++) {
     int n = snprintf(buf, sizeof buf, "message %u", i);
     OK(shmbus_publisher_publish(pub, (const uint8_t *)buf, (size_t)n, NULL));
   }
-  shmbus_message_info info;
-  OK(shmbus_subscriber_recv_timeout(replies, (uint8_t *)buf, sizeof buf, RECV_NS, &info, NULL));
-  CHECK(info.len == 5 && memcmp(buf, "ready", 5) == 0);
+  expect_ready(replies);
   /* Slow phase: the child is parked on the futex between messages. */
   for (uint32_t i = FORK_BURST; i < FORK_BURST + FORK_SLOW; i++) {
     sleep_ms(2);
@@ -1014,16 +1037,11 @@ static void test_fork_exchange(void) {
     OK(shmbus_publisher_publish(pub, (const uint8_t *)buf, (size_t)n, NULL));
   }
   uint32_t got = 0;
+  shmbus_message_info info;
   OK(shmbus_subscriber_recv_timeout(replies, (uint8_t *)&got, sizeof got, 3 * RECV_NS, &info,
                                     NULL));
   CHECK(got == FORK_BURST + FORK_SLOW);
-  int status = 0;
-  CHECK(waitpid(child, &status, 0) == child);
-  alarm(watchdog);
-  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    fprintf(stderr, "child status %d\n", status);
-  }
+  reap_child(child, watchdog);
   shmbus_subscriber_free(replies);
   shmbus_publisher_free(pub);
   shmbus_bus_free(bus);
@@ -1108,17 +1126,9 @@ static void test_fork_lossless(void) {
   shmbus_subscriber *replies = NULL;
   OK(shmbus_publisher_new_with(bus, "ll/data", &cfg, &pcfg, &pub));
   OK(shmbus_subscriber_new(bus, "ll/reply", NULL, NULL, &replies));
-  fflush(NULL);
-  pid_t child = fork();
-  CHECK(child >= 0);
-  if (child == 0) {
-    _exit(child_lossless(name));
-  }
+  pid_t child = fork_child(child_lossless, name);
   unsigned watchdog = alarm(90);
-  uint8_t buf[64];
-  shmbus_message_info info;
-  OK(shmbus_subscriber_recv_timeout(replies, buf, sizeof buf, RECV_NS, &info, NULL));
-  CHECK(info.len == 5 && memcmp(buf, "ready", 5) == 0);
+  expect_ready(replies);
   uint64_t full = 0;
   for (uint64_t i = 0; i < LL_COUNT; i++) {
     uint64_t value = i * 3 + 1, seq = 0;
@@ -1135,16 +1145,11 @@ static void test_fork_lossless(void) {
     }
   }
   uint64_t got = 0;
+  shmbus_message_info info;
   OK(shmbus_subscriber_recv_timeout(replies, (uint8_t *)&got, sizeof got, 3 * RECV_NS, &info,
                                     NULL));
   CHECK(got == LL_COUNT);
-  int status = 0;
-  CHECK(waitpid(child, &status, 0) == child);
-  alarm(watchdog);
-  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    fprintf(stderr, "child status %d\n", status);
-  }
+  reap_child(child, watchdog);
   printf("  (lossless: %llu of %d publishes found the ring full)\n", (unsigned long long)full,
          LL_COUNT);
   shmbus_subscriber_free(replies);
