@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use json::Members;
@@ -17,12 +18,13 @@ const TRANSPORTS: [&str; 8] = [
 ];
 const SCENARIOS: [&str; 4] = ["pingpong", "open-loop", "stream", "fanout"];
 const MODES: [&str; 4] = ["spin", "park", "spin-then-park", "blocking"];
-const RUN_KEYS: [&str; 17] = [
+const RUN_KEYS: [&str; 18] = [
     "scenario",
     "transport",
     "mode",
     "path",
     "payload_bytes",
+    "slots",
     "subscribers",
     "rate_per_s",
     "repeat",
@@ -96,40 +98,22 @@ fn quick_bench_writes_complete_reports() {
     let dir = TempDir(std::env::temp_dir().join(format!("shmbus-smoke-{}", std::process::id())));
     fs::create_dir_all(&dir.0).unwrap();
     let (json_path, hdr_dir, svg) = (dir.0.join("b.json"), dir.0.join("hdr"), dir.0.join("b.svg"));
-    let stdout = fs::File::create(dir.0.join("stdout.txt")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shmbus"))
-        .args([
-            "bench",
-            "--quick",
-            "--duration",
-            "50ms",
-            "--payload",
-            "8,64,1KiB,1MiB",
-        ])
-        .args(["--rate", "20000,1000", "--json"])
-        .arg(&json_path)
-        .arg("--hdr")
-        .arg(&hdr_dir)
-        .arg("--plot")
-        .arg(&svg)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .spawn()
-        .unwrap();
-    let bench_pid = child.id();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > WATCHDOG {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("shmbus bench --quick still running after {WATCHDOG:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = fs::read_to_string(dir.0.join("stdout.txt")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmbus"));
+    cmd.args([
+        "bench",
+        "--quick",
+        "--duration",
+        "50ms",
+        "--payload",
+        "8,64,1KiB,1MiB",
+    ])
+    .args(["--rate", "20000,1000", "--json"])
+    .arg(&json_path)
+    .arg("--hdr")
+    .arg(&hdr_dir)
+    .arg("--plot")
+    .arg(&svg);
+    let (status, out, bench_pid) = run_bench(cmd, &dir.0);
     assert!(status.success(), "bench failed ({status}):\n{out}");
     assert!(out.contains("verdict:"), "no verdict line:\n{out}");
 
@@ -214,6 +198,77 @@ fn quick_bench_writes_complete_reports() {
     assert_nothing_left(bench_pid);
 }
 
+/// `--slots` sets the ring of every transport that has one, is reported in the header and the
+/// JSON, and only powers of two from 2 are accepted.
+#[test]
+fn slots_option_sizes_the_rings() {
+    let dir = TempDir(std::env::temp_dir().join(format!("shmbus-slots-{}", std::process::id())));
+    fs::create_dir_all(&dir.0).unwrap();
+    let json_path = dir.0.join("b.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmbus"));
+    cmd.args([
+        "bench",
+        "--quick",
+        "--duration",
+        "30ms",
+        "--only",
+        "pingpong",
+    ])
+    .args(["--mode", "spin", "--transport", "shmbus,ring,floor"])
+    .args(["--slots", "2", "--json"])
+    .arg(&json_path);
+    let (status, out, bench_pid) = run_bench(cmd, &dir.0);
+    assert!(status.success(), "bench failed ({status}):\n{out}");
+    assert!(out.contains("rings: 2 slots (--slots)"), "{out}");
+    let doc = json::parse(&fs::read_to_string(&json_path).unwrap()).expect("valid JSON");
+    let runs = doc.get("runs").and_then(json::Value::as_array).unwrap();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for r in runs {
+        assert_eq!(r.num("lost"), 0.0, "{r:?}");
+        match r.str("transport") {
+            "floor" => assert_eq!(r.get("slots"), Some(&json::Value::Null)),
+            _ => assert_eq!(r.num("slots"), 2.0, "{r:?}"),
+        }
+    }
+    assert_nothing_left(bench_pid);
+
+    for bad in ["3", "1", "0"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_shmbus"))
+            .args(["bench", "--quick", "--slots", bad])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--slots {bad}: {err}");
+        assert!(err.contains("must be a power of two from 2"), "{err}");
+    }
+}
+
+/// One benchmark at a time: each busy-spins on both CPUs of a 2-core machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs `cmd` (a `shmbus bench` command) with its output in `dir/stdout.txt` under the
+/// watchdog, never two at once; returns its status, its output and its pid.
+fn run_bench(mut cmd: Command, dir: &Path) -> (std::process::ExitStatus, String, u32) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let stdout_path = dir.join("stdout.txt");
+    let stdout = fs::File::create(&stdout_path).unwrap();
+    let mut child = cmd.stdin(Stdio::null()).stdout(stdout).spawn().unwrap();
+    let pid = child.id();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > WATCHDOG {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("shmbus bench still running after {WATCHDOG:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status, fs::read_to_string(stdout_path).unwrap(), pid)
+}
+
 fn check_machine(m: &json::Value) {
     for key in ["cpu", "kernel", "clocksource"] {
         assert!(!m.str(key).is_empty(), "machine.{key}");
@@ -236,6 +291,16 @@ fn check_run(r: &json::Value) {
     match r.str("transport") {
         "shmbus" => assert!(matches!(r.str("path"), "copy" | "borrow"), "{r:?}"),
         _ => assert_eq!(r.get("path"), Some(&json::Value::Null), "{r:?}"),
+    }
+    // `slots` is the ring size of the transports that have rings (the default: 4 MiB / payload,
+    // 64 to 4096), null on the others.
+    match r.str("transport") {
+        "shmbus" | "c" | "ring" => {
+            let want = (4usize << 20) / r.num("payload_bytes") as usize;
+            let want = want.clamp(64, 4096).next_power_of_two();
+            assert_eq!(r.num("slots"), want as f64, "{r:?}");
+        }
+        _ => assert_eq!(r.get("slots"), Some(&json::Value::Null), "{r:?}"),
     }
     assert!(SCENARIOS.contains(&r.str("scenario")), "{r:?}");
     assert!(MODES.contains(&r.str("mode")), "{r:?}");

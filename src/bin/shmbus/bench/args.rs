@@ -73,6 +73,12 @@ pub struct BenchArgs {
     /// Spin phase of the spin-then-park mode (e.g. `50us`).
     #[arg(long, value_parser = parse_duration, default_value = "50us")]
     pub spin: Duration,
+    /// Slots per ring of the shmbus topics, of the `ring` reference and of iceoryx2's subscriber
+    /// buffer: a power of two, 2 to 1048576 [default: 4 MiB / payload, clamped to 64..4096, so
+    /// 4096 at 64 B]. Ping-pong never has more than one message in flight, so any count works
+    /// there; a small ring makes the open-loop, stream and fanout receivers lose messages.
+    #[arg(long, value_parser = parse_slots)]
+    pub slots: Option<usize>,
     /// Most messages (or round trips) measured per run.
     #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
     pub max_count: u64,
@@ -88,6 +94,8 @@ pub struct Settings {
     pub modes: Vec<Mode>,
     /// shmbus wait modes of the payload sweep and of the c transport.
     pub sweep_modes: Vec<Mode>,
+    /// `--slots`: ring slots instead of the default for the payload.
+    pub slots: Option<usize>,
 }
 
 impl BenchArgs {
@@ -117,6 +125,7 @@ impl BenchArgs {
             } else {
                 self.mode.clone()
             },
+            slots: self.slots,
         };
         self.validate(&settings)?;
         Ok(settings)
@@ -145,6 +154,18 @@ impl BenchArgs {
         }
         Ok(())
     }
+}
+
+/// Parses `--slots`: a power of two from 2 to 2^20.
+fn parse_slots(s: &str) -> std::result::Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a number of slots"))?;
+    if !(2..=1 << 20).contains(&n) || !n.is_power_of_two() {
+        return Err(format!("{n}: must be a power of two from 2 to 1048576"));
+    }
+    Ok(n)
 }
 
 /// Parses `1s`, `250ms`, `50us`, `2.5s`, `100ns`, `1m` (a bare number is seconds).
@@ -207,5 +228,15 @@ mod tests {
         assert_eq!(parse_size("1k"), Ok(1024));
         assert_eq!(parse_size("8"), Ok(8));
         assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn slots_are_powers_of_two_in_range() {
+        assert_eq!(parse_slots("2"), Ok(2));
+        assert_eq!(parse_slots("4096"), Ok(4096));
+        assert_eq!(parse_slots("1048576"), Ok(1 << 20));
+        for bad in ["0", "1", "3", "100", "2097152", "x", "-2"] {
+            assert!(parse_slots(bad).is_err(), "{bad} accepted");
+        }
     }
 }

@@ -71,6 +71,9 @@ pub struct ChildArgs {
     /// shmbus: copy or borrow path.
     #[arg(long, value_enum, default_value = "copy")]
     pub path: DataPath,
+    /// Ring slots (the parent's `--slots`); absent: the default for the payload.
+    #[arg(long)]
+    pub slots: Option<usize>,
 }
 
 /// Exit status when a watchdog ends the child.
@@ -92,6 +95,7 @@ pub fn run(args: &ChildArgs) -> Result<()> {
         duplex: args.role == Role::Echo,
         spin: Duration::from_micros(args.spin_us),
         path: args.path,
+        slots: args.slots,
     };
     let mut ep = transports::open_child(&shape, &args.addrs)?;
     let mut out = BufWriter::new(io::stdout().lock());

@@ -5,7 +5,8 @@
 //!  "machine": {"cpu": "...", "cores": 2, "smt_siblings": false, "kernel": "...",
 //!              "clocksource": "...", "clock_read_ns": 20, "pinned": true},
 //!  "runs": [{"scenario": "pingpong", "transport": "shmbus", "mode": "spin", "path": "copy",
-//!            "payload_bytes": 64, "subscribers": 1, "rate_per_s": null, "repeat": 0, "count": 200000, "lost": 0,
+//!            "payload_bytes": 64, "slots": 4096, "subscribers": 1, "rate_per_s": null, "repeat": 0,
+//!            "count": 200000, "lost": 0,
 //!            "p50_ns": 0, "p90_ns": 0, "p99_ns": 0, "p99_9_ns": 0, "p99_99_ns": 0,
 //!            "max_ns": 0, "msgs_per_s": 0.0}]}
 //! ```
@@ -13,6 +14,9 @@
 //! `transport` is one of `shmbus`, `c` (shmbus with a C echo), `floor`, `ring` (the minimal
 //! seqlock ring), `futex`, `pipe`, `unix`, `tcp`, `iceoryx2` (with feature `bench-iceoryx2`);
 //! `path` is `"copy"` or `"borrow"` for `shmbus` and `null` for every other transport.
+//! `slots` is the ring size of the transports that have a ring (`shmbus`, `c`, `ring`,
+//! `iceoryx2`: `--slots`, or 4 MiB / payload clamped to 64..4096) and `null` for the others
+//! (added in schema 1 without a version bump: readers of the earlier output ignore it).
 //! `smt_siblings` is `null` when unknown; `msgs_per_s` is round trips per second for ping-pong
 //! and messages delivered per second (summed over subscribers) otherwise.
 
@@ -20,15 +24,16 @@ use std::fmt::Write as _;
 
 use super::machine::Machine;
 use super::report::RunRecord;
+use super::transports::default_slots;
 
 /// Renders the whole report.
-pub fn render(machine: &Machine, runs: &[RunRecord]) -> String {
+pub fn render(machine: &Machine, runs: &[RunRecord], slots: Option<usize>) -> String {
     let mut out = String::from("{\"schema\": 1,\n \"machine\": ");
     out.push_str(&machine_object(machine));
     out.push_str(",\n \"runs\": [");
     for (i, r) in runs.iter().enumerate() {
         out.push_str(if i == 0 { "\n  " } else { ",\n  " });
-        out.push_str(&run_object(r));
+        out.push_str(&run_object(r, slots));
     }
     out.push_str("\n ]}\n");
     out
@@ -50,11 +55,16 @@ fn machine_object(m: &Machine) -> String {
 }
 
 /// One `runs` element.
-fn run_object(r: &RunRecord) -> String {
+fn run_object(r: &RunRecord, slots: Option<usize>) -> String {
     let s = &r.summary;
+    let ring_slots = r
+        .spec
+        .transport
+        .has_slots()
+        .then(|| slots.unwrap_or_else(|| default_slots(r.spec.payload)));
     format!(
         "{{\"scenario\": {}, \"transport\": {}, \"mode\": {}, \"path\": {}, \
-         \"payload_bytes\": {}, \"subscribers\": {}, \"rate_per_s\": {}, \"repeat\": {}, \
+         \"payload_bytes\": {}, \"slots\": {}, \"subscribers\": {}, \"rate_per_s\": {}, \"repeat\": {}, \
          \"count\": {}, \"lost\": {}, \
          \"p50_ns\": {}, \"p90_ns\": {}, \"p99_ns\": {}, \"p99_9_ns\": {}, \"p99_99_ns\": {}, \
          \"max_ns\": {}, \"msgs_per_s\": {}}}",
@@ -65,6 +75,7 @@ fn run_object(r: &RunRecord) -> String {
             .path
             .map_or("null".to_owned(), |p| string(p.as_str())),
         r.spec.payload,
+        ring_slots.map_or("null".to_owned(), |n| n.to_string()),
         r.spec.subscribers,
         r.spec.rate.map_or("null".to_owned(), |v| v.to_string()),
         r.repeat,

@@ -105,6 +105,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         spin: args.spin,
         dir: dir.0.clone(),
         c_echo,
+        slots: args.slots,
     };
     let done = run_all(&ctx, &plan, settings.repeat, &stop);
     // No process of the benchmark's iceoryx2 domain is left: its shared memory can go.

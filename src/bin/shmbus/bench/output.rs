@@ -34,6 +34,13 @@ pub fn print_header(m: &Machine, plan: &[RunSpec], settings: &Settings, notes: &
         ),
         _ => println!("cpus: not pinned (fewer than two CPUs available)"),
     }
+    match settings.slots {
+        Some(n) => println!("rings: {n} slots (--slots) for shmbus, c, ring and iceoryx2"),
+        None => println!(
+            "rings: 4 MiB / payload slots, 64 to 4096 (4096 at 64 B) for shmbus, c, ring and \
+             iceoryx2 (--slots to change)"
+        ),
+    }
     for note in notes {
         println!("note: {note}");
     }
@@ -100,7 +107,7 @@ pub fn write_outputs(
     rows: &[report::Row],
 ) -> Result<()> {
     if let Some(path) = &args.json {
-        write_file(path, &json::render(m, records))?;
+        write_file(path, &json::render(m, records, args.slots))?;
     }
     if let Some(dir) = &args.hdr {
         fs::create_dir_all(dir).map_err(|e| format!("create {dir:?}: {e}"))?;

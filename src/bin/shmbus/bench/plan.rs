@@ -88,6 +88,12 @@ impl Transport {
         }
     }
 
+    /// Whether messages go through a ring of slots whose count `--slots` sets (shmbus and its C
+    /// echo, the `ring` reference, iceoryx2's subscriber buffer).
+    pub fn has_slots(self) -> bool {
+        matches!(self, Self::Shmbus | Self::C | Self::Ring | Self::Iceoryx2)
+    }
+
     /// Whether this binary can measure iceoryx2 (built with the feature `bench-iceoryx2`).
     pub const ICEORYX2: bool = cfg!(feature = "bench-iceoryx2");
 

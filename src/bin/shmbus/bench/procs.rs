@@ -42,6 +42,8 @@ pub struct Ctx {
     pub dir: PathBuf,
     /// The compiled C echo of the `c` transport (`None`: not built, no `c` runs).
     pub c_echo: Option<PathBuf>,
+    /// `--slots`: ring slots instead of the default for the payload.
+    pub slots: Option<usize>,
 }
 
 /// The result of one run.
@@ -69,6 +71,7 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
         duplex: spec.scenario == Scenario::Pingpong,
         spin: ctx.spin,
         path: spec.path.unwrap_or(DataPath::Copy),
+        slots: ctx.slots,
     };
     let names = Names {
         dir: ctx.dir.clone(),
@@ -400,6 +403,9 @@ fn child_command(
         .args(["--skip", &skip.to_string()])
         .args(["--spin-us", &ctx.spin.as_micros().to_string()])
         .args(["--path", spec.path.unwrap_or(DataPath::Copy).as_str()]);
+    if let Some(n) = ctx.slots {
+        cmd.args(["--slots", &n.to_string()]);
+    }
     for a in addrs {
         cmd.args(["--addr", a]);
     }

@@ -34,27 +34,16 @@ use super::super::msg;
 use super::super::plan::{DataPath, Mode};
 use super::{Endpoint, Names, Prepared, Recv, Rendezvous, Shape, addr};
 
-/// Ring bytes per topic the benchmark aims for: the slot count is this divided by the payload.
-const RING_BYTES: usize = 4 << 20;
-
 /// Longest a borrow-path publisher waits for room (one message is in flight: it never waits).
 const LOAN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Slots per ring for `payload`-byte messages: [`RING_BYTES`] / payload, clamped to 64..4096, a
-/// power of two. The `ring` reference transport uses the same count.
-pub(super) fn slot_count(payload: usize) -> usize {
-    (RING_BYTES / payload.max(1))
-        .clamp(64, 4096)
-        .next_power_of_two()
-}
-
 /// The geometry both ends use for every topic of the run: lossy for the copy path, lossless for
 /// the borrow path; one publisher entry.
-fn topic_config(payload: usize, path: DataPath) -> TopicConfig {
-    TopicConfig {
-        slots: u32::try_from(slot_count(payload)).unwrap_or(4096),
-        payload_size: u32::try_from(payload).unwrap_or(u32::MAX),
-        delivery: match path {
+fn topic_config(shape: &Shape) -> Result<TopicConfig> {
+    Ok(TopicConfig {
+        slots: u32::try_from(shape.slots()).map_err(|_| "too many slots")?,
+        payload_size: u32::try_from(shape.payload).map_err(|_| "payload too large")?,
+        delivery: match shape.path {
             DataPath::Copy => Delivery::Lossy,
             DataPath::Borrow => Delivery::Lossless,
         },
@@ -62,7 +51,7 @@ fn topic_config(payload: usize, path: DataPath) -> TopicConfig {
         // takes its slot with a plain store instead of a CAS (docs/design.md, §4).
         max_publishers: 1,
         ..Default::default()
-    }
+    })
 }
 
 /// A publisher on `topic` of `bus` with the run's geometry.
@@ -112,7 +101,7 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
     if shape.path == DataPath::Borrow && !shape.duplex {
         return Err("the borrow path is measured in ping-pong only".into());
     }
-    let cfg = topic_config(shape.payload, shape.path);
+    let cfg = topic_config(shape)?;
     let bus_cfg = bus_config(&cfg, if shape.duplex { 2 } else { 1 });
     let bus = Bus::create(&name, &bus_cfg).map_err(|e| format!("create bus {name}: {e}"))?;
     let remove = Remove(name.clone());
@@ -143,7 +132,7 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
 pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> {
     let name = addr(addrs, 0)?;
     let bus = Bus::open(name).map_err(|e| format!("open bus {name}: {e}"))?;
-    let cfg = topic_config(shape.payload, shape.path);
+    let cfg = topic_config(shape)?;
     let (input, reply) = if shape.duplex {
         ("ping", Some("pong"))
     } else {

@@ -10,7 +10,7 @@
 //! publish-subscribe service of `[u8]` slices (the run's payload): ping-pong uses
 //! `shmbus-bench/<pid>-<run>/ping` (parent to echo) and `.../pong` (back), the one-way scenarios
 //! `.../data`. One publisher per service (slices of exactly the payload, static allocation); each
-//! subscriber has a buffer of [`slot_count`] samples (shmbus's ring size, 4096 at 64 B), and the
+//! subscriber has a buffer of [`Shape::slots`] samples (shmbus's ring size, 4096 at 64 B), and the
 //! service overflows safely: a publisher faster than its subscriber overwrites the oldest unread
 //! sample instead of blocking. iceoryx2 does not tell the subscriber about overwritten samples,
 //! so losses are counted from sequence gaps by the receiving loop.
@@ -39,7 +39,6 @@ use super::super::plan::Mode;
 #[cfg(doc)]
 use super::super::stale;
 use super::super::stale::iceoryx2_prefix;
-use super::bus::slot_count;
 use super::{Endpoint, Names, Prepared, Recv, Rendezvous, Shape, addr};
 
 /// Polls of `receive()` between two deadline checks, as the floor's.
@@ -174,7 +173,7 @@ fn create_service(node: &Node<ipc::Service>, name: &str, shape: &Shape) -> Resul
         .max_subscribers(shape.children)
         .max_nodes(shape.children + 1)
         .history_size(0)
-        .subscriber_max_buffer_size(slot_count(shape.payload))
+        .subscriber_max_buffer_size(shape.slots())
         .subscriber_max_borrowed_samples(1)
         .enable_safe_overflow(true)
         .create()
@@ -204,7 +203,7 @@ fn publisher(service: &Service, payload: usize) -> Result<Publisher<ipc::Service
 fn subscriber(service: &Service, shape: &Shape) -> Result<Subscriber<ipc::Service, [u8], ()>> {
     service
         .subscriber_builder()
-        .buffer_size(slot_count(shape.payload))
+        .buffer_size(shape.slots())
         .create()
         .map_err(|e| format!("iceoryx2 subscriber: {e:?}").into())
 }

@@ -112,6 +112,28 @@ pub struct Shape {
     pub spin: Duration,
     /// shmbus: copy path (lossy topics) or borrow path (lossless topics, ping-pong only).
     pub path: DataPath,
+    /// `--slots`: ring slots instead of the default for the payload ([`Shape::slots`]).
+    pub slots: Option<usize>,
+}
+
+impl Shape {
+    /// Slots per ring of the transports that have one (shmbus, `ring`, iceoryx2's subscriber
+    /// buffer): `--slots`, or [`default_slots`] for the payload.
+    pub fn slots(&self) -> usize {
+        self.slots.unwrap_or_else(|| default_slots(self.payload))
+    }
+}
+
+/// Ring bytes per topic the benchmark aims for by default: the slot count is this divided by
+/// the payload.
+const RING_BYTES: usize = 4 << 20;
+
+/// Default slots per ring for `payload`-byte messages: [`RING_BYTES`] / payload, clamped to
+/// 64..4096, a power of two (4096 at 64 B: room for bursts in the stream scenario).
+pub fn default_slots(payload: usize) -> usize {
+    (RING_BYTES / payload.max(1))
+        .clamp(64, 4096)
+        .next_power_of_two()
 }
 
 /// Unique names for one run: `tag` is `<pid>-<run number>`; `dir` is the run directory.

@@ -12,7 +12,7 @@
 //! ([`SharedMem`], named like the floor's page, so a killed run's leftovers are swept the same
 //! way). The geometry is that of the benchmark's shmbus topics (`bus.rs`): a slot is
 //! `round_up(32 + payload, 64)` bytes, the stamp (`u64`) at offset 0, the payload from offset
-//! 32, and the ring has [`slot_count`] slots. Nothing else is in the slot or the object: no
+//! 32, and the ring has [`Shape::slots`] slots (`--slots`; 4096 at 64 B by default). Nothing else is in the slot or the object: no
 //! claim word, no publisher or subscriber records, no wake-up, no liveness.
 //!
 //! The seqlock, as in `src/seqlock.rs`: message `seq` goes to slot `seq & mask`; its stamp is
@@ -36,7 +36,6 @@ use super::super::Result;
 use super::super::clock::now_ns;
 use super::super::plan::Mode;
 use super::super::shm::SharedMem;
-use super::bus::slot_count;
 use super::{Endpoint, Names, Prepared, Recv, Rendezvous, Shape, addr};
 
 /// Bytes before the payload in a slot (the stamp, then unused), as in a shmbus slot.
@@ -75,10 +74,11 @@ struct Geometry {
 }
 
 impl Geometry {
-    /// The geometry of the benchmark's shmbus topics for `payload`-byte messages.
-    fn new(payload: usize) -> Self {
+    /// The geometry of the benchmark's shmbus topics for `payload`-byte messages in rings of
+    /// `slots` slots (a power of two).
+    fn new(payload: usize, slots: usize) -> Self {
         Self {
-            slots: slot_count(payload) as u64,
+            slots: slots as u64,
             stride: (SLOT_HEADER + payload).next_multiple_of(LINE) / 8,
             payload,
         }
@@ -89,16 +89,16 @@ impl Geometry {
         self.slots as usize * self.stride
     }
 
-    /// Bytes of a shared object holding `rings` rings (a multiple of the page size).
+    /// Bytes of a shared object holding `rings` rings, rounded up to a multiple of the page size.
     fn object_bytes(&self, rings: usize) -> usize {
-        rings * self.ring_words() * 8
+        (rings * self.ring_words() * 8).next_multiple_of(4096)
     }
 }
 
 /// Creates the rings and returns the parent's end (writer of ring 0, reader of ring 1).
 pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
     check(shape)?;
-    let geo = Geometry::new(shape.payload);
+    let geo = Geometry::new(shape.payload, shape.slots());
     let name = names.shm();
     let mem = SharedMem::create(&name, geo.object_bytes(rings(shape)))
         .map_err(|e| format!("shm_open({name}): {e}"))?;
@@ -112,7 +112,7 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
 /// Maps the parent's rings and returns a child's end (reader of ring 0, writer of ring 1).
 pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> {
     check(shape)?;
-    let geo = Geometry::new(shape.payload);
+    let geo = Geometry::new(shape.payload, shape.slots());
     let name = addr(addrs, 0)?;
     let mem = SharedMem::open(name, geo.object_bytes(rings(shape)))
         .map_err(|e| format!("shm_open({name}): {e}"))?;
@@ -312,16 +312,18 @@ fn load_words(words: &[AtomicU64], dst: &mut [u8]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::default_slots;
     use super::*;
 
     #[test]
     fn geometry_matches_the_shmbus_topics() {
-        let g = Geometry::new(64);
+        let g = Geometry::new(64, default_slots(64));
         assert_eq!((g.slots, g.stride * 8), (4096, 128));
-        let g = Geometry::new(8);
+        let g = Geometry::new(8, default_slots(8));
         assert_eq!((g.slots, g.stride * 8), (4096, 64));
-        let g = Geometry::new(1 << 20);
+        let g = Geometry::new(1 << 20, default_slots(1 << 20));
         assert_eq!(g.slots, 64);
+        assert!(Geometry::new(64, 2).object_bytes(2).is_multiple_of(4096));
         assert!(g.object_bytes(2).is_multiple_of(4096));
     }
 
@@ -337,7 +339,7 @@ mod tests {
     #[test]
     fn delivers_in_order_and_counts_a_lapped_reader_s_losses() {
         let name = format!("shmbus-bench-{}-{}", std::process::id(), u32::MAX);
-        let geo = Geometry::new(64);
+        let geo = Geometry::new(64, default_slots(64));
         let mem = SharedMem::create(&name, geo.object_bytes(1)).unwrap();
         let mut tx = RingEndpoint::new(mem, geo, Some(0), None);
         let mut rx = RingEndpoint::new(
