@@ -96,6 +96,9 @@ pub struct Publisher {
     cfg: PublisherConfig,
     /// Stands in for a slot that was overrun before we could take it (see `Loan`).
     scratch: Vec<u8>,
+    /// How `finish` checks for parked subscribers (`wait.rs`): fenced where this process is
+    /// registered for membarriers.
+    wake: wait::WakeCheck,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -131,6 +134,7 @@ impl Publisher {
             limit: 0,
             cfg: *cfg,
             scratch: Vec::new(),
+            wake: wait::WakeCheck::for_this_process(),
         })
     }
 
@@ -416,7 +420,7 @@ impl Publisher {
         // that sees IDLE also sees our slot's final stamp.
         rec.inflight.store(INFLIGHT_IDLE, Ordering::Release);
         let h = ring.header();
-        wait::wake_if_sleeping(&wait::SysFutex, &h.event, &h.sleepers, &h.wakes);
+        wait::wake_if_sleeping(&wait::SysFutex, &h.event, &h.sleepers, &h.wakes, self.wake);
     }
 }
 
@@ -496,7 +500,14 @@ pub(crate) fn repair_if_abandoned(ring: &Ring, seq: u64, seen: u64) -> bool {
     if seqlock::repair(word, seen, seq) {
         let h = ring.header();
         h.repaired.fetch_add(1, Ordering::Relaxed);
-        wait::wake_if_sleeping(&wait::SysFutex, &h.event, &h.sleepers, &h.wakes);
+        // A cold path, in any process: the RMW, which needs no registration.
+        wait::wake_if_sleeping(
+            &wait::SysFutex,
+            &h.event,
+            &h.sleepers,
+            &h.wakes,
+            wait::WakeCheck::Rmw,
+        );
         true
     } else {
         false

@@ -6,10 +6,13 @@
 
 #[cfg(not(loom))]
 pub(crate) mod atomic {
-    pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+    pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, compiler_fence, fence};
 }
 
 #[cfg(loom)]
 pub(crate) mod atomic {
     pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+    // Loom has no compiler fence. It is used only on the membarrier wake path, which loom cannot
+    // model (see `wait.rs`) and the models never take.
+    pub(crate) use std::sync::atomic::compiler_fence;
 }

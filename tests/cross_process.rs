@@ -269,7 +269,11 @@ fn torn_run(publishers: u64, cfg: TopicConfig) {
 
 // ---------------------------------------------------------------------------------------------
 // Lost wake-ups: both sides parked, ping-pong; the fallback nap is longer than the receive
-// timeout, so a lost wake-up would fail the test instead of being rescued by a timer.
+// timeout, so a lost wake-up would fail the test instead of being rescued by a timer. On a kernel
+// with membarrier (4.16+) the publishers are fenced (a plain load of `sleepers`, docs/design.md
+// §5), so this checks that handshake; elsewhere the RMW one (which loom also checks). A
+// subscriber whose membarrier call fails naps at most 1 ms, which would hide a lost wake-up here:
+// that happens only where the system call is filtered.
 
 fn parked() -> SubscriberConfig {
     SubscriberConfig {

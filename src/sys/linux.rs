@@ -3,11 +3,12 @@
 
 use std::fs::File;
 use std::io;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use rustix::fs::{FallocateFlags, Mode};
 use rustix::shm;
-use rustix::thread::futex;
+use rustix::thread::{MembarrierCommand, futex, membarrier, membarrier_query};
 use rustix::time::{ClockId, Timespec};
 
 use crate::sync::atomic::AtomicU32;
@@ -87,6 +88,27 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 /// Wakes every waiter on `word`, in any process. Returns how many were woken.
 pub(crate) fn futex_wake_all(word: &AtomicU32) -> usize {
     futex::wake(word, futex::Flags::empty(), i32::MAX as u32).unwrap_or(0)
+}
+
+/// Registers this process, once, for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` barriers issued by other
+/// processes ([`membarrier_global`]). Returns true if it is registered (Linux 4.16 or later, and
+/// the system call not filtered out). Later calls return the first call's answer.
+pub(crate) fn membarrier_register() -> bool {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        let q = membarrier_query();
+        q.contains_command(MembarrierCommand::RegisterGlobalExpedited)
+            && q.contains_command(MembarrierCommand::GlobalExpedited)
+            && membarrier(MembarrierCommand::RegisterGlobalExpedited).is_ok()
+    })
+}
+
+/// A full memory barrier on every CPU that runs a thread of a process registered with
+/// [`membarrier_register`], and in the caller, before this returns (the kernel sends an IPI to
+/// those CPUs only; a thread that is not running passes through a barrier when it is scheduled).
+/// Returns false if the call failed (an old kernel, or filtered): then nothing is guaranteed.
+pub(crate) fn membarrier_global() -> bool {
+    membarrier(MembarrierCommand::GlobalExpedited).is_ok()
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the host (read through the vDSO).
