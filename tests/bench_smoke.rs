@@ -153,9 +153,16 @@ fn quick_bench_writes_complete_reports() {
     }
     assert!(
         runs.iter()
-            .all(|r| r["path"] != "borrow" || r.str("scenario") == "pingpong"),
-        "the borrow path is ping-pong only"
+            .all(|r| r["path"] != "borrow" || matches!(r.str("scenario"), "pingpong" | "stream")),
+        "the borrow path is ping-pong and stream only"
     );
+    // Lossless streaming: the borrow path in spin mode loses nothing.
+    let lossless = runs
+        .iter()
+        .find(|r| r.str("scenario") == "stream" && r["path"] == "borrow")
+        .expect("no lossless (borrow path) stream run");
+    assert_eq!(lossless.num("lost"), 0.0, "{lossless:?}");
+    assert!(out.contains("stream 64B shmbus/spin/borrow: "), "{out}");
     assert!(out.contains("sweep shmbus/spin borrow p50:"), "{out}");
     if with_c {
         assert!(out.contains("ffi 64B spin: one-way p50"), "{out}");

@@ -15,7 +15,8 @@ use super::workload::Limits;
 #[command(
     after_help = "Scenarios: pingpong (64 B, every transport and mode, and shmbus with a C echo: \
     transport c), sweep (ping-pong at each other --payload, and shmbus on the borrow path at every \
-    --payload), open-loop (each --rate), stream (as fast as possible), fanout (one publisher to \
+    --payload), open-loop (each --rate), stream (as fast as possible; shmbus lossy on the copy path \
+    and lossless on the borrow path), fanout (one publisher to \
     each --subscribers count). The floor is always measured (unless --transport leaves it out): it \
     is the reference of the p50/floor column. The ring transport (a minimal seqlock ring, spin only) \
     runs in pingpong and stream. The iceoryx2 transport (Eclipse iceoryx2, spin only; build with \

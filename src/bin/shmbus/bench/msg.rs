@@ -14,6 +14,9 @@ pub const END: u64 = u64::MAX;
 /// Smallest payload of ping-pong.
 pub const MIN_PINGPONG: usize = 8;
 
+/// Bytes of the header every message starts with: sequence number, then send time.
+pub const HEADER: usize = 16;
+
 /// Writes the sequence number into `buf[0..8]`.
 #[inline]
 pub fn put_seq(buf: &mut [u8], seq: u64) {

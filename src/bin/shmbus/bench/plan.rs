@@ -41,7 +41,7 @@ pub enum Selection {
     Sweep,
     /// Fixed rate (each `--rate`), coordinated omission counted.
     OpenLoop,
-    /// Maximum rate, 64 B: msgs/s and bytes/s.
+    /// Maximum rate, 64 B: msgs/s and bytes/s (shmbus lossy, and lossless on the borrow path).
     Stream,
     /// One publisher, `--subscribers` receivers, at `--fanout-rate`.
     Fanout,
@@ -144,8 +144,9 @@ pub enum DataPath {
     /// Lossy topic; `publish` copies the sender's buffer into the slot and `recv_timeout` copies
     /// the slot into the receiver's buffer.
     Copy,
-    /// Lossless topic; the sender writes the header in place through `loan` and the receiver
-    /// reads it in place through `recv_borrow_timeout` (no payload copy either way).
+    /// Lossless topic; the sender writes in place through `loan` (ping-pong: the header only;
+    /// stream: the whole message) and the receiver reads the header in place through
+    /// `recv_borrow_timeout` (no copy out). Ping-pong (the sweep) and stream.
     Borrow,
 }
 
@@ -343,6 +344,21 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
         push_all(&mut runs, o.modes, |t, m| {
             single(Scenario::Stream, BASE_PAYLOAD, None, t, m)
         });
+        // Lossless streaming (the borrow path's lossless topic): the publisher waits for room
+        // instead of overwriting, as Aeron's IPC does, so nothing is lost and msgs/s is what
+        // both ends sustain together. Spin only.
+        if o.modes.contains(&Mode::Spin) {
+            runs.push(RunSpec {
+                path: Some(DataPath::Borrow),
+                ..single(
+                    Scenario::Stream,
+                    BASE_PAYLOAD,
+                    None,
+                    Transport::Shmbus,
+                    Mode::Spin,
+                )
+            });
+        }
         if Transport::ICEORYX2 {
             runs.push(single(
                 Scenario::Stream,

@@ -268,10 +268,9 @@ pub fn throughput(rows: &[Row]) -> String {
         let bytes = r.msgs_per_s * r.spec.payload as f64;
         let _ = writeln!(
             out,
-            "stream {} {}/{}: {} msgs/s, {}B/s{}",
+            "stream {} {}: {} msgs/s, {}B/s{}",
             fmt_bytes(r.spec.payload),
-            r.spec.transport.as_str(),
-            r.spec.mode,
+            r.spec.series_label(),
             fmt_rate(r.msgs_per_s),
             fmt_rate(bytes),
             match r.lost {

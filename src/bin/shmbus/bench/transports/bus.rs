@@ -20,12 +20,18 @@
 //! The application work is the same on both paths (write 8 bytes, read 8 bytes); the difference
 //! is the two N-byte copies the copy path makes per hop. The C echo (`c` transport) attaches to
 //! the same bus and topics (copy path) through the C API.
+//!
+//! Stream: on the copy path (lossy topic) `publish` copies each message in and the receiver's
+//! `recv_timeout` copies it out; a publisher faster than its subscriber overwrites, and the
+//! subscriber counts what it lost. On the borrow path (lossless topic) the publisher writes each
+//! whole message into a `loan` and waits for room when the ring is full (at most
+//! [`LOAN_TIMEOUT`]), and the receiver borrows each message and reads its 16-byte header in place.
 
 use std::time::Duration;
 
 use shmbus::{
-    Bus, BusConfig, Delivery, Publisher, PublisherConfig, RecvError, Subscriber, SubscriberConfig,
-    TopicConfig, WaitStrategy,
+    Bus, BusConfig, Delivery, Publisher, PublisherConfig, RecvError, Sample, Subscriber,
+    SubscriberConfig, TopicConfig, WaitStrategy,
 };
 
 use super::super::Result;
@@ -34,7 +40,9 @@ use super::super::msg;
 use super::super::plan::{DataPath, Mode};
 use super::{Endpoint, Names, Prepared, Recv, Rendezvous, Shape, addr};
 
-/// Longest a borrow-path publisher waits for room (one message is in flight: it never waits).
+/// Longest a borrow-path publisher waits for room: in ping-pong one message is in flight and it
+/// never waits; in the lossless stream it waits for the subscriber, which a dead subscriber would
+/// make an error after this long.
 const LOAN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The geometry both ends use for every topic of the run: lossy for the copy path, lossless for
@@ -98,8 +106,8 @@ impl Drop for Remove {
 /// Creates the bus, its topics and the parent's publisher (and, for ping-pong, its subscriber).
 pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
     let name = format!("bench-{}", names.tag);
-    if shape.path == DataPath::Borrow && !shape.duplex {
-        return Err("the borrow path is measured in ping-pong only".into());
+    if shape.path == DataPath::Borrow && shape.children != 1 {
+        return Err("the borrow path has one subscriber (ping-pong and stream)".into());
     }
     let cfg = topic_config(shape)?;
     let bus_cfg = bus_config(&cfg, if shape.duplex { 2 } else { 1 });
@@ -188,9 +196,57 @@ struct BusEndpoint {
     _remove: Option<Remove>,
 }
 
+impl BusEndpoint {
+    /// Stream on the borrow path: borrows the next message and copies only its header (sequence
+    /// number and send time, [`msg::HEADER`] bytes) into `buf`, as a zero-copy consumer reads
+    /// what it needs in place; dropping the sample consumes the message.
+    fn recv_header_in_place(&mut self, buf: &mut [u8], deadline_ns: u64) -> Result<Recv> {
+        let sub = self.subscriber.as_mut().ok_or("this end only sends")?;
+        // Copies the header of a borrowed message of the expected length into `buf`.
+        let header = |sample: Sample<'_>, buf: &mut [u8]| -> Result<Recv> {
+            if sample.len() != buf.len() {
+                let len = sample.len();
+                return Err(
+                    format!("borrowed a {len}-byte message, expected {}", buf.len()).into(),
+                );
+            }
+            buf[..msg::HEADER].copy_from_slice(&sample[..msg::HEADER]);
+            Ok(Recv::Msg(buf.len()))
+        };
+        // A message that is already there costs no clock read, as in `recv`.
+        match sub.try_recv_borrow() {
+            Ok(sample) => return header(sample, buf),
+            Err(RecvError::Empty) => {}
+            Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
+            Err(e) => return Err(format!("recv_borrow: {e}").into()),
+        }
+        loop {
+            let left = deadline_ns.saturating_sub(now_ns());
+            match sub.recv_borrow_timeout(Duration::from_nanos(left)) {
+                Ok(sample) => return header(sample, buf),
+                Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
+                Err(RecvError::Timeout | RecvError::Empty) if left == 0 => {
+                    return Ok(Recv::TimedOut);
+                }
+                Err(RecvError::Timeout | RecvError::Empty) => continue,
+                Err(e) => return Err(format!("recv_borrow: {e}").into()),
+            }
+        }
+    }
+}
+
 impl Endpoint for BusEndpoint {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         let publisher = self.publisher.as_mut().ok_or("this end only receives")?;
+        if self.borrow {
+            // Stream on the borrow path: the message is written into the loaned slot.
+            let mut loan = publisher
+                .loan(msg.len())
+                .map_err(|e| format!("loan: {e}"))?;
+            loan.as_mut_slice().copy_from_slice(msg);
+            loan.publish();
+            return Ok(());
+        }
         publisher
             .publish(msg)
             .map_err(|e| format!("publish: {e}"))?;
@@ -198,6 +254,9 @@ impl Endpoint for BusEndpoint {
     }
 
     fn recv(&mut self, buf: &mut [u8], deadline_ns: u64) -> Result<Recv> {
+        if self.borrow {
+            return self.recv_header_in_place(buf, deadline_ns);
+        }
         let sub = self.subscriber.as_mut().ok_or("this end only sends")?;
         // A message that is already there costs no clock read (as in `recv_timeout` itself).
         match sub.try_recv(buf) {
