@@ -5,7 +5,7 @@
 //!  "machine": {"cpu": "...", "cores": 2, "smt_siblings": false, "kernel": "...",
 //!              "clocksource": "...", "clock_read_ns": 20, "pinned": true},
 //!  "runs": [{"scenario": "pingpong", "transport": "shmbus", "mode": "spin", "path": "copy",
-//!            "payload_bytes": 64, "slots": 4096, "subscribers": 1, "rate_per_s": null, "repeat": 0,
+//!            "payload_bytes": 64, "slots": 16384, "subscribers": 1, "rate_per_s": null, "repeat": 0,
 //!            "count": 200000, "lost": 0,
 //!            "p50_ns": 0, "p90_ns": 0, "p99_ns": 0, "p99_9_ns": 0, "p99_99_ns": 0,
 //!            "max_ns": 0, "msgs_per_s": 0.0}]}
@@ -15,7 +15,7 @@
 //! seqlock ring), `futex`, `pipe`, `unix`, `tcp`, `iceoryx2` (with feature `bench-iceoryx2`);
 //! `path` is `"copy"` or `"borrow"` for `shmbus` and `null` for every other transport.
 //! `slots` is the ring size of the transports that have a ring (`shmbus`, `c`, `ring`,
-//! `iceoryx2`: `--slots`, or 4 MiB / payload clamped to 64..4096) and `null` for the others
+//! `iceoryx2`: `--slots`, or 4 MiB / payload clamped to 64..16384) and `null` for the others
 //! (added in schema 1 without a version bump: readers of the earlier output ignore it).
 //! `smt_siblings` is `null` when unknown; `msgs_per_s` is round trips per second for ping-pong
 //! and messages delivered per second (summed over subscribers) otherwise.

@@ -37,7 +37,7 @@ pub fn print_header(m: &Machine, plan: &[RunSpec], settings: &Settings, notes: &
     match settings.slots {
         Some(n) => println!("rings: {n} slots (--slots) for shmbus, c, ring and iceoryx2"),
         None => println!(
-            "rings: 4 MiB / payload slots, 64 to 4096 (4096 at 64 B) for shmbus, c, ring and \
+            "rings: 4 MiB / payload slots, 64 to 16384 (16384 at 64 B) for shmbus, c, ring and \
              iceoryx2 (--slots to change)"
         ),
     }

@@ -10,7 +10,7 @@
 //! publish-subscribe service of `[u8]` slices (the run's payload): ping-pong uses
 //! `shmbus-bench/<pid>-<run>/ping` (parent to echo) and `.../pong` (back), the one-way scenarios
 //! `.../data`. One publisher per service (slices of exactly the payload, static allocation); each
-//! subscriber has a buffer of [`Shape::slots`] samples (shmbus's ring size, 4096 at 64 B), and the
+//! subscriber has a buffer of [`Shape::slots`] samples (shmbus's ring size, 16384 at 64 B), and the
 //! service overflows safely: a publisher faster than its subscriber overwrites the oldest unread
 //! sample instead of blocking. iceoryx2 does not tell the subscriber about overwritten samples,
 //! so losses are counted from sequence gaps by the receiving loop.
@@ -53,7 +53,7 @@ type Service = PubSubFactory<ipc::Service, [u8], ()>;
 /// The report's legend entry (aligned with `output.rs`'s legend).
 pub const LEGEND: &str = "\
 iceoryx2:           Eclipse iceoryx2 0.10 (Rust, ipc): publish-subscribe of [u8] slices, one service
-                    per direction, safe overflow, subscriber buffer 4096; copy into a slice loaned
+                    per direction, safe overflow, subscriber buffer = shmbus's ring; copy into a slice loaned
                     after the previous send, send; receive + copy out";
 
 /// Creates the parent's node, services and ports and returns its pending end.

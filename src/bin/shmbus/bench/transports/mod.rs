@@ -129,10 +129,13 @@ impl Shape {
 const RING_BYTES: usize = 4 << 20;
 
 /// Default slots per ring for `payload`-byte messages: [`RING_BYTES`] / payload, clamped to
-/// 64..4096, a power of two (4096 at 64 B: room for bursts in the stream scenario).
+/// 64..16384, a power of two (16384 at 64 B, a 2 MiB ring). The size matters for streaming: at
+/// 4096 slots (512 KiB, inside one core's L2) the publisher laps a busy-spinning subscriber
+/// closely and both fight over the same lines (64 B stream about 22 M msgs/s on our test machine);
+/// from 16384 slots on, about 50 M (docs/benchmarks.md). Ping-pong does not care.
 pub fn default_slots(payload: usize) -> usize {
     (RING_BYTES / payload.max(1))
-        .clamp(64, 4096)
+        .clamp(64, 16384)
         .next_power_of_two()
 }
 

@@ -12,7 +12,7 @@
 //! ([`SharedMem`], named like the floor's page, so a killed run's leftovers are swept the same
 //! way). The geometry is that of the benchmark's shmbus topics (`bus.rs`): a slot is
 //! `round_up(32 + payload, 64)` bytes, the stamp (`u64`) at offset 0, the payload from offset
-//! 32, and the ring has [`Shape::slots`] slots (`--slots`; 4096 at 64 B by default). Nothing else is in the slot or the object: no
+//! 32, and the ring has [`Shape::slots`] slots (`--slots`; 16384 at 64 B by default). Nothing else is in the slot or the object: no
 //! claim word, no publisher or subscriber records, no wake-up, no liveness.
 //!
 //! The seqlock, as in `src/seqlock.rs`: message `seq` goes to slot `seq & mask`; its stamp is
@@ -318,9 +318,9 @@ mod tests {
     #[test]
     fn geometry_matches_the_shmbus_topics() {
         let g = Geometry::new(64, default_slots(64));
-        assert_eq!((g.slots, g.stride * 8), (4096, 128));
+        assert_eq!((g.slots, g.stride * 8), (16384, 128));
         let g = Geometry::new(8, default_slots(8));
-        assert_eq!((g.slots, g.stride * 8), (4096, 64));
+        assert_eq!((g.slots, g.stride * 8), (16384, 64));
         let g = Geometry::new(1 << 20, default_slots(1 << 20));
         assert_eq!(g.slots, 64);
         assert!(Geometry::new(64, 2).object_bytes(2).is_multiple_of(4096));
