@@ -11,7 +11,8 @@
 //! ```
 //! One run object per scenario × transport × mode × payload × subscribers × repeat (and rate).
 //! `transport` is one of `shmbus`, `c` (shmbus with a C echo), `floor`, `ring` (the minimal
-//! seqlock ring), `futex`, `pipe`, `unix`, `tcp`, `iceoryx2` (with feature `bench-iceoryx2`);
+//! seqlock ring), `futex`, `pipe`, `unix`, `tcp`, `iceoryx2` (with feature `bench-iceoryx2`),
+//! `aeron` (with feature `bench-aeron`);
 //! `path` is `"copy"` or `"borrow"` for `shmbus` and `null` for every other transport.
 //! `smt_siblings` is `null` when unknown; `msgs_per_s` is round trips per second for ping-pong
 //! and messages delivered per second (summed over subscribers) otherwise.
