@@ -246,8 +246,10 @@ fn driver(
     context.set_dir_delete_on_start(true)?;
     context.set_dir_delete_on_shutdown(true)?;
     context.set_threading_mode(aeron_threading_mode_enum::AERON_THREADING_MODE_SHARED)?;
-    context.set_shared_idle_strategy_kind(AeronIdleStrategyKind::Sleeping)?;
+    // The init args first: setting the strategy loads it with the init args set at that time
+    // (without them, Aeron's sleeping strategy sleeps 1 ns).
     context.set_shared_idle_strategy_init_args(DRIVER_IDLE)?;
+    context.set_shared_idle_strategy_kind(AeronIdleStrategyKind::Sleeping)?;
     context.set_term_buffer_sparse_file(false)?;
     let driver = AeronDriver::new(&context)?;
     // Manual main loop: the duty cycle runs on the caller's thread, no thread of the driver's own.
