@@ -20,7 +20,9 @@ use super::workload::Limits;
     each --subscribers count). The floor is always measured (unless --transport leaves it out): it \
     is the reference of the p50/floor column. The ring transport (a minimal seqlock ring, spin only) \
     runs in pingpong and stream. The iceoryx2 transport (Eclipse iceoryx2, spin only; build with \
-    --features bench-iceoryx2) runs in pingpong and stream. The c transport compiles a C echo with $CC (or cc) \
+    --features bench-iceoryx2) runs in pingpong and stream. The aeron transport (Aeron IPC with an \
+    embedded media driver, spin only; build with --features bench-aeron) runs in pingpong and \
+    stream. The c transport compiles a C echo with $CC (or cc) \
     against libshmbus.a next to this executable (or $SHMBUS_BENCH_LIB), and is skipped with a note \
     if it cannot."
 )]
@@ -149,6 +151,9 @@ impl BenchArgs {
         }
         if !Transport::ICEORYX2 && self.transport.contains(&Transport::Iceoryx2) {
             return Err(Transport::ICEORYX2_MISSING.into());
+        }
+        if !Transport::AERON && self.transport.contains(&Transport::Aeron) {
+            return Err(Transport::AERON_MISSING.into());
         }
         if let Some(&n) = self.subscribers.iter().find(|&&n| !(1..=64).contains(&n)) {
             return Err(format!("--subscribers {n}: must be 1 to 64").into());

@@ -12,7 +12,8 @@
 //! ```
 //! One run object per scenario × transport × mode × payload × subscribers × repeat (and rate).
 //! `transport` is one of `shmbus`, `c` (shmbus with a C echo), `floor`, `ring` (the minimal
-//! seqlock ring), `futex`, `pipe`, `unix`, `tcp`, `iceoryx2` (with feature `bench-iceoryx2`);
+//! seqlock ring), `futex`, `pipe`, `unix`, `tcp`, `iceoryx2` (with feature `bench-iceoryx2`),
+//! `aeron` (with feature `bench-aeron`);
 //! `path` is `"copy"` or `"borrow"` for `shmbus` and `null` for every other transport.
 //! `slots` is the ring size of the transports that have a ring (`shmbus`, `c`, `ring`,
 //! `iceoryx2`: `--slots`, or 4 MiB / payload clamped to 64..16384) and `null` for the others

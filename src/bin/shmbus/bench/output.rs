@@ -66,6 +66,12 @@ const ICEORYX2_LEGEND: Option<&str> = Some(super::transports::iox2::LEGEND);
 #[cfg(not(feature = "bench-iceoryx2"))]
 const ICEORYX2_LEGEND: Option<&str> = None;
 
+/// The legend line of the aeron transport (only in builds that have it).
+#[cfg(feature = "bench-aeron")]
+const AERON_LEGEND: Option<&str> = Some(super::transports::aeron::LEGEND);
+#[cfg(not(feature = "bench-aeron"))]
+const AERON_LEGEND: Option<&str> = None;
+
 /// Prints the table, the verdict and the failures.
 pub fn print_results(m: &Machine, rows: &[report::Row], failures: &[String]) {
     println!();
@@ -82,7 +88,7 @@ pub fn print_results(m: &Machine, rows: &[report::Row], failures: &[String]) {
         }
     }
     println!("{LEGEND}");
-    if let Some(line) = ICEORYX2_LEGEND {
+    for line in [ICEORYX2_LEGEND, AERON_LEGEND].into_iter().flatten() {
         println!("{line}");
     }
     println!(

@@ -55,6 +55,9 @@ pub enum Transport {
     /// Eclipse iceoryx2 0.10, publish-subscribe over shared memory (spin only; needs the
     /// feature `bench-iceoryx2`). Sorts right after shmbus, so the two run side by side.
     Iceoryx2,
+    /// Aeron IPC through its C client and an embedded C media driver (spin only; needs the
+    /// feature `bench-aeron`). Sorts right after shmbus and iceoryx2, so they run side by side.
+    Aeron,
     /// This crate with a C echo: the ping-pong's other end is a C program linked against
     /// `libshmbus.a` (the FFI), built at bench time (see `c_echo.rs`).
     C,
@@ -78,6 +81,7 @@ impl Transport {
         match self {
             Self::Shmbus => "shmbus",
             Self::Iceoryx2 => "iceoryx2",
+            Self::Aeron => "aeron",
             Self::C => "c",
             Self::Floor => "floor",
             Self::Ring => "ring",
@@ -101,6 +105,13 @@ impl Transport {
     pub const ICEORYX2_MISSING: &str = "the iceoryx2 transport is not in this build: rebuild \
          with `--features bench-iceoryx2` (e.g. cargo run --release --features bench-iceoryx2 \
          -- bench)";
+
+    /// Whether this binary can measure Aeron (built with the feature `bench-aeron`).
+    pub const AERON: bool = cfg!(feature = "bench-aeron");
+
+    /// The error for `--transport aeron` in a build without it.
+    pub const AERON_MISSING: &str = "the aeron transport is not in this build: rebuild with \
+         `--features bench-aeron` (e.g. cargo run --release --features bench-aeron -- bench)";
 
     /// The byte-stream transports a user would pick instead of shared memory.
     const ALTERNATIVES: [Self; 3] = [Self::Pipe, Self::Unix, Self::Tcp];
@@ -299,6 +310,15 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
                 Mode::Spin,
             ));
         }
+        if Transport::AERON {
+            runs.push(single(
+                Scenario::Pingpong,
+                BASE_PAYLOAD,
+                None,
+                Transport::Aeron,
+                Mode::Spin,
+            ));
+        }
         // Rust initiator, C echo: next to shmbus/spin at 64 B, the cost of the FFI.
         for &m in o.sweep_modes {
             runs.push(single(
@@ -365,6 +385,15 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
                 BASE_PAYLOAD,
                 None,
                 Transport::Iceoryx2,
+                Mode::Spin,
+            ));
+        }
+        if Transport::AERON {
+            runs.push(single(
+                Scenario::Stream,
+                BASE_PAYLOAD,
+                None,
+                Transport::Aeron,
                 Mode::Spin,
             ));
         }
@@ -572,6 +601,46 @@ mod tests {
             };
             let (last_shmbus, iceoryx2) = (of(Transport::Shmbus), of(Transport::Iceoryx2));
             assert_eq!(last_shmbus.map(|i| i + 1), iceoryx2, "{scenario:?}");
+        }
+    }
+
+    #[test]
+    fn aeron_runs_after_shmbus_and_iceoryx2_only_when_built_in() {
+        let o = PlanOptions {
+            only: &[Selection::Pingpong, Selection::Stream],
+            transports: &[],
+            modes: &[Mode::Spin, Mode::Park],
+            sweep_modes: &[Mode::Spin],
+            payloads: &[64],
+            rates: &[1000],
+            subscribers: &[2],
+            fanout_rate: 10_000,
+            cpus: 4,
+        };
+        let (runs, _) = build(&o);
+        let aeron: Vec<(Scenario, usize, Mode)> = runs
+            .iter()
+            .filter(|r| r.transport == Transport::Aeron)
+            .map(|r| (r.scenario, r.payload, r.mode))
+            .collect();
+        if !Transport::AERON {
+            assert!(aeron.is_empty());
+            return;
+        }
+        assert_eq!(
+            aeron,
+            [
+                (Scenario::Pingpong, 64, Mode::Spin),
+                (Scenario::Stream, 64, Mode::Spin)
+            ]
+        );
+        for scenario in [Scenario::Pingpong, Scenario::Stream] {
+            let of = |t| {
+                runs.iter()
+                    .rposition(|r| r.scenario == scenario && r.transport == t)
+            };
+            let before = of(Transport::Iceoryx2).or(of(Transport::Shmbus));
+            assert_eq!(before.map(|i| i + 1), of(Transport::Aeron), "{scenario:?}");
         }
     }
 }

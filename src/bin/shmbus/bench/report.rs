@@ -201,8 +201,9 @@ fn render(cells: &[Vec<String>], text_cols: usize) -> String {
 /// The 64 B ping-pong of shmbus against its references, as medians of per-repeat ratios:
 /// spin against the floor, split into floor -> ring (p50: what any ring-buffer bus pays) and
 /// ring -> shmbus (p50 and p99.99: what shmbus's own code adds), park against the raw futex
-/// (p50 and p99.99), spin against iceoryx2 in spin (p50 and p99.99, when it was measured), and
-/// the floor's p50 in each repeat, which shows whether the machine changed speed during the run.
+/// (p50 and p99.99), spin against iceoryx2 and against Aeron in spin (p50 and p99.99, when they
+/// were measured), and the floor's p50 in each repeat, which shows whether the machine changed
+/// speed during the run.
 pub fn ratios(rows: &[Row]) -> String {
     let find = |t: Transport, m: Mode| {
         rows.iter().find(|r| {
@@ -230,13 +231,14 @@ pub fn ratios(rows: &[Row]) -> String {
         (spin, ring, true),
         (park, (Transport::Futex, Mode::Park), true),
         (spin, (Transport::Iceoryx2, Mode::Spin), true),
+        (spin, (Transport::Aeron, Mode::Spin), true),
     ] {
         let (Some(row), Some(reference)) = (find(t, m), find(rt, rm)) else {
             continue;
         };
         // Another bus is named with its mode (`iceoryx2/spin`); the references by name alone.
         let reference_label = match rt {
-            Transport::Iceoryx2 => format!("{}/{rm}", rt.as_str()),
+            Transport::Iceoryx2 | Transport::Aeron => format!("{}/{rm}", rt.as_str()),
             _ => rt.as_str().to_owned(),
         };
         let _ = write!(

@@ -7,6 +7,8 @@
 //! their addresses, and then [`Rendezvous::connect`]s. Every name is unique to the run (it
 //! contains the parent's pid and a run number) and removed when the parent's end is dropped.
 
+#[cfg(feature = "bench-aeron")]
+pub mod aeron;
 mod bus;
 #[cfg(feature = "bench-iceoryx2")]
 pub mod iox2;
@@ -175,6 +177,10 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
         Transport::Iceoryx2 => iox2::prepare(shape, names),
         #[cfg(not(feature = "bench-iceoryx2"))]
         Transport::Iceoryx2 => Err(Transport::ICEORYX2_MISSING.into()),
+        #[cfg(feature = "bench-aeron")]
+        Transport::Aeron => aeron::prepare(shape, names),
+        #[cfg(not(feature = "bench-aeron"))]
+        Transport::Aeron => Err(Transport::AERON_MISSING.into()),
     }
 }
 
@@ -193,6 +199,10 @@ pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> 
         Transport::Iceoryx2 => iox2::open_child(shape, addrs),
         #[cfg(not(feature = "bench-iceoryx2"))]
         Transport::Iceoryx2 => Err(Transport::ICEORYX2_MISSING.into()),
+        #[cfg(feature = "bench-aeron")]
+        Transport::Aeron => aeron::open_child(shape, addrs),
+        #[cfg(not(feature = "bench-aeron"))]
+        Transport::Aeron => Err(Transport::AERON_MISSING.into()),
     }
 }
 
