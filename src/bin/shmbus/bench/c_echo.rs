@@ -71,7 +71,7 @@ pub fn build(dir: &Path) -> Result<CEcho, String> {
     })?;
     Ok(CEcho {
         exe,
-        description: format!("{cc} -O2, {}", lib.display()),
+        description: format!("{cc} -O2, {}", relative(&lib).display()),
     })
 }
 
@@ -183,3 +183,13 @@ fn run_bounded(
         }
     }
 }
+
+/// `path` relative to the current directory when it is inside it (so a report pasted into the
+/// docs names `target/release/libshmbus.a`, not the machine's directory layout).
+fn relative(path: &Path) -> &Path {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok())
+        .unwrap_or(path)
+}
+
