@@ -177,7 +177,7 @@ impl Publisher {
         self.publish_inner(msg, Block::No)
     }
 
-    #[inline]
+    #[inline(always)]
     fn publish_inner(&mut self, msg: &[u8], block: Block) -> Result<u64, PublishError> {
         self.check_len(msg.len())?;
         let (seq, owned) = self.claim(block)?;
