@@ -192,4 +192,3 @@ fn relative(path: &Path) -> &Path {
         .and_then(|cwd| path.strip_prefix(cwd).ok())
         .unwrap_or(path)
 }
-
