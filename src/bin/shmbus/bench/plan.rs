@@ -564,8 +564,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn iceoryx2_runs_after_shmbus_only_when_built_in() {
+    /// The ping-pong and stream plan of a side-by-side run, every transport.
+    fn side_by_side_plan() -> Vec<RunSpec> {
         let o = PlanOptions {
             only: &[Selection::Pingpong, Selection::Stream],
             transports: &[],
@@ -577,18 +577,24 @@ mod tests {
             fanout_rate: 10_000,
             cpus: 4,
         };
-        let (runs, _) = build(&o);
-        let iox: Vec<(Scenario, usize, Mode)> = runs
+        build(&o).0
+    }
+
+    /// `t` runs 64 B ping-pong and stream in spin mode only, each right after the last run of
+    /// `before` (the first of them that has runs) in the same scenario; no run if not `built`.
+    fn check_side_by_side(t: Transport, built: bool, before: &[Transport]) {
+        let runs = side_by_side_plan();
+        let mine: Vec<(Scenario, usize, Mode)> = runs
             .iter()
-            .filter(|r| r.transport == Transport::Iceoryx2)
+            .filter(|r| r.transport == t)
             .map(|r| (r.scenario, r.payload, r.mode))
             .collect();
-        if !Transport::ICEORYX2 {
-            assert!(iox.is_empty());
+        if !built {
+            assert!(mine.is_empty());
             return;
         }
         assert_eq!(
-            iox,
+            mine,
             [
                 (Scenario::Pingpong, 64, Mode::Spin),
                 (Scenario::Stream, 64, Mode::Spin)
@@ -599,48 +605,26 @@ mod tests {
                 runs.iter()
                     .rposition(|r| r.scenario == scenario && r.transport == t)
             };
-            let (last_shmbus, iceoryx2) = (of(Transport::Shmbus), of(Transport::Iceoryx2));
-            assert_eq!(last_shmbus.map(|i| i + 1), iceoryx2, "{scenario:?}");
+            let after = before.iter().find_map(|&b| of(b));
+            assert_eq!(after.map(|i| i + 1), of(t), "{t:?} {scenario:?}");
         }
     }
 
     #[test]
-    fn aeron_runs_after_shmbus_and_iceoryx2_only_when_built_in() {
-        let o = PlanOptions {
-            only: &[Selection::Pingpong, Selection::Stream],
-            transports: &[],
-            modes: &[Mode::Spin, Mode::Park],
-            sweep_modes: &[Mode::Spin],
-            payloads: &[64],
-            rates: &[1000],
-            subscribers: &[2],
-            fanout_rate: 10_000,
-            cpus: 4,
-        };
-        let (runs, _) = build(&o);
-        let aeron: Vec<(Scenario, usize, Mode)> = runs
-            .iter()
-            .filter(|r| r.transport == Transport::Aeron)
-            .map(|r| (r.scenario, r.payload, r.mode))
-            .collect();
-        if !Transport::AERON {
-            assert!(aeron.is_empty());
-            return;
-        }
-        assert_eq!(
-            aeron,
-            [
-                (Scenario::Pingpong, 64, Mode::Spin),
-                (Scenario::Stream, 64, Mode::Spin)
-            ]
+    fn iceoryx2_runs_after_shmbus_only_when_built_in() {
+        check_side_by_side(
+            Transport::Iceoryx2,
+            Transport::ICEORYX2,
+            &[Transport::Shmbus],
         );
-        for scenario in [Scenario::Pingpong, Scenario::Stream] {
-            let of = |t| {
-                runs.iter()
-                    .rposition(|r| r.scenario == scenario && r.transport == t)
-            };
-            let before = of(Transport::Iceoryx2).or(of(Transport::Shmbus));
-            assert_eq!(before.map(|i| i + 1), of(Transport::Aeron), "{scenario:?}");
-        }
+    }
+
+    #[test]
+    fn aeron_runs_after_shmbus_and_iceoryx2_only_when_built_in() {
+        check_side_by_side(
+            Transport::Aeron,
+            Transport::AERON,
+            &[Transport::Iceoryx2, Transport::Shmbus],
+        );
     }
 }
