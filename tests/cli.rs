@@ -437,6 +437,18 @@ fn doctor_json_parses() {
         assert!(c["name"].is_string() && c["detail"].is_string(), "{c}");
     }
     assert!(checks.iter().any(|c| c["name"] == "/dev/shm"));
+    // Which wake check publishers use here: OK with membarrier, INFO (with advice) without.
+    let mb = checks
+        .iter()
+        .find(|c| c["name"] == "membarrier")
+        .expect("a membarrier check");
+    assert!(
+        mb["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("global expedited: "),
+        "{mb}"
+    );
 }
 
 #[test]
