@@ -73,16 +73,34 @@ fn publish_on(bus: &Bus, topic: &str, cfg: &TopicConfig) -> Result<Publisher> {
         .map_err(|e| format!("topic {topic}: {e}").into())
 }
 
+/// Largest bus a benchmark run creates: `--slots` times a large `--payload` could otherwise ask
+/// /dev/shm (that is, memory) for up to a terabyte before failing.
+const MAX_BUS_BYTES: u64 = 4 << 30;
+
 /// A bus big enough for `topics` rings of `cfg` (slot header and alignment included) plus the
 /// header, topic table and records; never smaller than the default.
-fn bus_config(cfg: &TopicConfig, topics: u64) -> BusConfig {
+///
+/// # Errors
+/// The bus would be larger than [`MAX_BUS_BYTES`].
+fn bus_config(cfg: &TopicConfig, topics: u64) -> Result<BusConfig> {
     let stride = (u64::from(cfg.payload_size) + 32).next_multiple_of(64);
     let rings = topics * u64::from(cfg.slots) * stride;
+    if rings > MAX_BUS_BYTES {
+        return Err(format!(
+            "{topics} rings of {} slots of {} B need {} MiB, more than the benchmark's limit of \
+             {} MiB: use fewer --slots",
+            cfg.slots,
+            cfg.payload_size,
+            rings >> 20,
+            MAX_BUS_BYTES >> 20
+        )
+        .into());
+    }
     let default = BusConfig::default();
-    BusConfig {
+    Ok(BusConfig {
         size: (rings + (1 << 20)).max(default.size),
         ..default
-    }
+    })
 }
 
 /// The wait strategy of a benchmark mode.
@@ -110,7 +128,7 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
         return Err("the borrow path has one subscriber (ping-pong and stream)".into());
     }
     let cfg = topic_config(shape)?;
-    let bus_cfg = bus_config(&cfg, if shape.duplex { 2 } else { 1 });
+    let bus_cfg = bus_config(&cfg, if shape.duplex { 2 } else { 1 })?;
     let bus = Bus::create(&name, &bus_cfg).map_err(|e| format!("create bus {name}: {e}"))?;
     let remove = Remove(name.clone());
     let (out, back) = if shape.duplex {
