@@ -45,6 +45,21 @@ pub(crate) fn claim_lossy(claim: &AtomicU64) -> u64 {
     seq_of(claim.fetch_add(1, Ordering::AcqRel))
 }
 
+/// Lossy claim by the only publisher a topic can have (one publisher entry): a load and a Release
+/// store, no locked instruction. A subscriber's registration RMW (`register`) that lands between
+/// the two is overwritten; on a lossy topic that loses nothing: the epoch is read by lossless
+/// publishers only, and the subscriber starts at the sequence its RMW read, which is this claim
+/// or an earlier one, so it receives this message. A dead previous owner of the entry makes no
+/// more stores, and a live one keeps the entry (`take_record` takes only dead owners' entries).
+#[inline]
+pub(crate) fn claim_lossy_exclusive(claim: &AtomicU64) -> u64 {
+    let w = claim.load(Ordering::Relaxed);
+    // SYNC: Release, as the Release half of `claim_lossy`'s RMW: a peer that acquires `claim`
+    // past our sequence sees our CLAIMING (or later) in our record.
+    claim.store(w + 1, Ordering::Release);
+    seq_of(w)
+}
+
 /// Tries to claim the next sequence under the gate. `limit` caches `slowest + slots` between
 /// scans; `slowest(c)` returns the lowest registered cursor (`c` if none is lower).
 /// `Err(c)` means the ring is full at sequence `c`.

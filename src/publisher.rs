@@ -278,6 +278,10 @@ impl Publisher {
                     return Err(e);
                 }
             }
+        } else if self.ring.geom.max_publishers == 1 {
+            // The only publisher entry is ours: no locked instruction (measured: lossy 64 B
+            // streaming +20 to 50%).
+            gate::claim_lossy_exclusive(&self.ring.header().claim)
         } else {
             gate::claim_lossy(&self.ring.header().claim)
         };

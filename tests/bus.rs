@@ -629,3 +629,59 @@ fn threads_share_a_bus_and_see_one_total_order() {
     }
     assert_eq!(orders[0], orders[1]);
 }
+
+/// A topic with one publisher entry claims without a locked instruction (a load and a store, not
+/// an RMW), while subscribers register with an RMW on the same word. Subscribers created while
+/// it publishes start where it has not yet published past and read on in order, and every
+/// sequence number is claimed exactly once (each message carries the count of messages before
+/// it, which must equal its sequence number).
+#[test]
+fn subscribers_registering_during_a_single_publisher_stream_start_cleanly() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let name = BusName::new("excl");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let cfg = TopicConfig {
+        max_publishers: 1,
+        ..small_topic(1 << 12, 16)
+    };
+    let topic = bus.topic_with("t", &cfg).unwrap();
+    let n: u64 = per_profile(20_000, 200_000);
+    let done = AtomicBool::new(false);
+    let mut subscribers = 0u32;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut p = topic.publisher().unwrap();
+            for i in 0..n {
+                assert_eq!(p.publish(&i.to_le_bytes()).unwrap(), i);
+                if i % 64 == 0 {
+                    std::thread::yield_now(); // room for the other thread on a loaded machine
+                }
+            }
+            done.store(true, Ordering::Release);
+        });
+        let mut buf = [0u8; 16];
+        while !done.load(Ordering::Acquire) {
+            let mut sub = topic.subscriber().unwrap();
+            subscribers += 1;
+            let start = sub.next_seq();
+            let mut last: Option<u64> = None;
+            for _ in 0..20 {
+                match sub.recv_timeout(&mut buf, Duration::from_millis(200)) {
+                    Ok(info) => {
+                        let carried = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                        assert_eq!(carried, info.seq, "a sequence claimed twice or skipped");
+                        assert!(info.seq >= start, "seq {} before start {start}", info.seq);
+                        if let Some(prev) = last {
+                            assert!(info.seq > prev, "{} after {prev}", info.seq);
+                        }
+                        last = Some(info.seq);
+                    }
+                    Err(RecvError::Lost { .. }) => {} // overrun by the fast publisher: lossy
+                    Err(RecvError::Timeout) if done.load(Ordering::Acquire) => break,
+                    Err(e) => panic!("subscriber {subscribers}: {e}"),
+                }
+            }
+        }
+    });
+    assert!(subscribers > 0);
+}
