@@ -150,11 +150,8 @@ impl BenchArgs {
         if self.rate.contains(&0) || self.fanout_rate == 0 {
             return Err("rates must be positive".into());
         }
-        if !Transport::ICEORYX2 && self.transport.contains(&Transport::Iceoryx2) {
-            return Err(Transport::ICEORYX2_MISSING.into());
-        }
-        if !Transport::AERON && self.transport.contains(&Transport::Aeron) {
-            return Err(Transport::AERON_MISSING.into());
+        if let Some(why) = self.transport.iter().find_map(|t| t.missing()) {
+            return Err(why.into());
         }
         if let Some(&n) = self.subscribers.iter().find(|&&n| !(1..=64).contains(&n)) {
             return Err(format!("--subscribers {n}: must be 1 to 64").into());

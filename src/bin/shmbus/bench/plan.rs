@@ -113,6 +113,27 @@ impl Transport {
     pub const AERON_MISSING: &str = "the aeron transport is not in this build: rebuild with \
          `--features bench-aeron` (e.g. cargo run --release --features bench-aeron -- bench)";
 
+    /// The other buses measured side by side with shmbus (spin, 64 B ping-pong and stream), each
+    /// only in a build with its feature.
+    const SIDE_BY_SIDE: [Self; 2] = [Self::Iceoryx2, Self::Aeron];
+
+    /// Why this transport cannot run in this build (a side-by-side transport whose feature is
+    /// off), or `None`.
+    pub fn missing(self) -> Option<&'static str> {
+        match self {
+            Self::Iceoryx2 if !Self::ICEORYX2 => Some(Self::ICEORYX2_MISSING),
+            Self::Aeron if !Self::AERON => Some(Self::AERON_MISSING),
+            _ => None,
+        }
+    }
+
+    /// The side-by-side transports this build has.
+    fn side_by_side() -> impl Iterator<Item = Self> {
+        Self::SIDE_BY_SIDE
+            .into_iter()
+            .filter(|t| t.missing().is_none())
+    }
+
     /// The byte-stream transports a user would pick instead of shared memory.
     const ALTERNATIVES: [Self; 3] = [Self::Pipe, Self::Unix, Self::Tcp];
 }
@@ -300,22 +321,13 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
         push_all(&mut runs, o.modes, |t, m| {
             single(Scenario::Pingpong, BASE_PAYLOAD, None, t, m)
         });
-        // iceoryx2 sorts right after shmbus (the order of `Transport`): side by side.
-        if Transport::ICEORYX2 {
+        // iceoryx2 and Aeron sort right after shmbus (the order of `Transport`): side by side.
+        for t in Transport::side_by_side() {
             runs.push(single(
                 Scenario::Pingpong,
                 BASE_PAYLOAD,
                 None,
-                Transport::Iceoryx2,
-                Mode::Spin,
-            ));
-        }
-        if Transport::AERON {
-            runs.push(single(
-                Scenario::Pingpong,
-                BASE_PAYLOAD,
-                None,
-                Transport::Aeron,
+                t,
                 Mode::Spin,
             ));
         }
@@ -379,23 +391,8 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
                 )
             });
         }
-        if Transport::ICEORYX2 {
-            runs.push(single(
-                Scenario::Stream,
-                BASE_PAYLOAD,
-                None,
-                Transport::Iceoryx2,
-                Mode::Spin,
-            ));
-        }
-        if Transport::AERON {
-            runs.push(single(
-                Scenario::Stream,
-                BASE_PAYLOAD,
-                None,
-                Transport::Aeron,
-                Mode::Spin,
-            ));
+        for t in Transport::side_by_side() {
+            runs.push(single(Scenario::Stream, BASE_PAYLOAD, None, t, Mode::Spin));
         }
     }
     if selected(Selection::Fanout) {
