@@ -30,8 +30,8 @@
 use std::time::Duration;
 
 use shmbus::{
-    Bus, BusConfig, Delivery, Publisher, PublisherConfig, RecvError, Sample, Subscriber,
-    SubscriberConfig, TopicConfig, WaitStrategy,
+    Bus, BusConfig, Delivery, Publisher, PublisherConfig, RecvError, Subscriber, SubscriberConfig,
+    TopicConfig, WaitStrategy,
 };
 
 use super::super::Result;
@@ -215,41 +215,44 @@ struct BusEndpoint {
 }
 
 impl BusEndpoint {
-    /// Stream on the borrow path: borrows the next message and copies only its header (sequence
-    /// number and send time, [`msg::HEADER`] bytes) into `buf`, as a zero-copy consumer reads
-    /// what it needs in place; dropping the sample consumes the message.
-    fn recv_header_in_place(&mut self, buf: &mut [u8], deadline_ns: u64) -> Result<Recv> {
+    /// Borrow path: borrows the next message, which must be `len` bytes long, and returns what
+    /// `read` takes from it in place; dropping the sample consumes the message. With
+    /// `poll_first`, a message that is already there costs no clock read (as in `recv`).
+    fn borrow_next<T>(
+        &mut self,
+        len: usize,
+        deadline_ns: u64,
+        poll_first: bool,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Recv<T>> {
         let sub = self.subscriber.as_mut().ok_or("this end only sends")?;
-        // Copies the header of a borrowed message of the expected length into `buf`.
-        let header = |sample: Sample<'_>, buf: &mut [u8]| -> Result<Recv> {
-            if sample.len() != buf.len() {
-                let len = sample.len();
-                return Err(
-                    format!("borrowed a {len}-byte message, expected {}", buf.len()).into(),
-                );
-            }
-            buf[..msg::HEADER].copy_from_slice(&sample[..msg::HEADER]);
-            Ok(Recv::Msg(buf.len()))
-        };
-        // A message that is already there costs no clock read, as in `recv`.
-        match sub.try_recv_borrow() {
-            Ok(sample) => return header(sample, buf),
-            Err(RecvError::Empty) => {}
-            Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
-            Err(e) => return Err(format!("recv_borrow: {e}").into()),
-        }
-        loop {
-            let left = deadline_ns.saturating_sub(now_ns());
-            match sub.recv_borrow_timeout(Duration::from_nanos(left)) {
-                Ok(sample) => return header(sample, buf),
-                Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
-                Err(RecvError::Timeout | RecvError::Empty) if left == 0 => {
-                    return Ok(Recv::TimedOut);
+        let sample = 'got: {
+            if poll_first {
+                match sub.try_recv_borrow() {
+                    Ok(sample) => break 'got sample,
+                    Err(RecvError::Empty) => {}
+                    Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
+                    Err(e) => return Err(format!("recv_borrow: {e}").into()),
                 }
-                Err(RecvError::Timeout | RecvError::Empty) => continue,
-                Err(e) => return Err(format!("recv_borrow: {e}").into()),
             }
+            loop {
+                let left = deadline_ns.saturating_sub(now_ns());
+                match sub.recv_borrow_timeout(Duration::from_nanos(left)) {
+                    Ok(sample) => break 'got sample,
+                    Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
+                    Err(RecvError::Timeout | RecvError::Empty) if left == 0 => {
+                        return Ok(Recv::TimedOut);
+                    }
+                    Err(RecvError::Timeout | RecvError::Empty) => continue,
+                    Err(e) => return Err(format!("recv_borrow: {e}").into()),
+                }
+            }
+        };
+        if sample.len() != len {
+            let got = sample.len();
+            return Err(format!("borrowed a {got}-byte message, expected {len}").into());
         }
+        Ok(Recv::Msg(read(&sample)))
     }
 }
 
@@ -273,7 +276,17 @@ impl Endpoint for BusEndpoint {
 
     fn recv(&mut self, buf: &mut [u8], deadline_ns: u64) -> Result<Recv> {
         if self.borrow {
-            return self.recv_header_in_place(buf, deadline_ns);
+            // Stream on the borrow path: only the header (sequence number and send time) is read,
+            // in place, as a zero-copy consumer reads what it needs.
+            let len = buf.len();
+            let got = self.borrow_next(len, deadline_ns, true, |m| {
+                buf[..msg::HEADER].copy_from_slice(&m[..msg::HEADER]);
+            })?;
+            return Ok(match got {
+                Recv::Msg(()) => Recv::Msg(len),
+                Recv::Lost(n) => Recv::Lost(n),
+                Recv::TimedOut => Recv::TimedOut,
+            });
         }
         let sub = self.subscriber.as_mut().ok_or("this end only sends")?;
         // A message that is already there costs no clock read (as in `recv_timeout` itself).
@@ -320,30 +333,9 @@ impl Endpoint for BusEndpoint {
                 Recv::TimedOut => Recv::TimedOut,
             });
         }
-        let sub = self.subscriber.as_mut().ok_or("this end only sends")?;
-        loop {
-            let left = deadline_ns.saturating_sub(now_ns());
-            match sub.recv_borrow_timeout(Duration::from_nanos(left)) {
-                // In place: the length and the header, as the copy path's loop reads its buffer.
-                // Dropping the sample consumes the message.
-                Ok(sample) if sample.len() == scratch.len() => {
-                    return Ok(Recv::Msg(msg::seq(&sample)));
-                }
-                Ok(sample) => {
-                    return Err(format!(
-                        "borrowed a {}-byte message, expected {}",
-                        sample.len(),
-                        scratch.len()
-                    )
-                    .into());
-                }
-                Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
-                Err(RecvError::Timeout | RecvError::Empty) if left == 0 => {
-                    return Ok(Recv::TimedOut);
-                }
-                Err(RecvError::Timeout | RecvError::Empty) => continue,
-                Err(e) => return Err(format!("recv_borrow: {e}").into()),
-            }
-        }
+        // In place: the length and the header, as the copy path's loop reads its buffer. (No
+        // first poll: a ping-pong reply is never there yet, and this is the path that was
+        // measured.)
+        self.borrow_next(scratch.len(), deadline_ns, false, msg::seq)
     }
 }
