@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 
 use super::machine::Machine;
 use super::report::RunRecord;
-use super::transports::default_slots;
+use super::transports::ring_slots;
 
 /// Renders the whole report.
 pub fn render(machine: &Machine, runs: &[RunRecord], slots: Option<usize>) -> String {
@@ -62,7 +62,7 @@ fn run_object(r: &RunRecord, slots: Option<usize>) -> String {
         .spec
         .transport
         .has_slots()
-        .then(|| slots.unwrap_or_else(|| default_slots(r.spec.payload)));
+        .then(|| ring_slots(r.spec.payload, slots));
     format!(
         "{{\"scenario\": {}, \"transport\": {}, \"mode\": {}, \"path\": {}, \
          \"payload_bytes\": {}, \"slots\": {}, \"subscribers\": {}, \"rate_per_s\": {}, \"repeat\": {}, \

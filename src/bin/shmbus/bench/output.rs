@@ -9,6 +9,7 @@ use super::args::{BenchArgs, Settings};
 use super::machine::Machine;
 use super::plan::RunSpec;
 use super::report::{self, RunRecord};
+use super::transports::{DEFAULT_SLOTS, RING_BYTES, default_slots};
 use super::{hist, json, plot};
 
 /// Prints what is about to run and on what.
@@ -37,8 +38,12 @@ pub fn print_header(m: &Machine, plan: &[RunSpec], settings: &Settings, notes: &
     match settings.slots {
         Some(n) => println!("rings: {n} slots (--slots) for shmbus, c, ring and iceoryx2"),
         None => println!(
-            "rings: 4 MiB / payload slots, 64 to 16384 (16384 at 64 B) for shmbus, c, ring and \
-             iceoryx2 (--slots to change)"
+            "rings: {} MiB / payload slots, {} to {} ({} at 64 B) for shmbus, c, ring and \
+             iceoryx2 (--slots to change)",
+            RING_BYTES >> 20,
+            DEFAULT_SLOTS.0,
+            DEFAULT_SLOTS.1,
+            default_slots(64)
         ),
     }
     for note in notes {

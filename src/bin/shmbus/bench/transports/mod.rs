@@ -122,13 +122,20 @@ impl Shape {
     /// Slots per ring of the transports that have one (shmbus, `ring`, iceoryx2's subscriber
     /// buffer): `--slots`, or [`default_slots`] for the payload.
     pub fn slots(&self) -> usize {
-        self.slots.unwrap_or_else(|| default_slots(self.payload))
+        ring_slots(self.payload, self.slots)
     }
+}
+
+/// Slots per ring for `payload`-byte messages: `--slots` if given, else [`default_slots`].
+pub fn ring_slots(payload: usize, slots: Option<usize>) -> usize {
+    slots.unwrap_or_else(|| default_slots(payload))
 }
 
 /// Ring bytes per topic the benchmark aims for by default: the slot count is this divided by
 /// the payload.
-const RING_BYTES: usize = 4 << 20;
+pub const RING_BYTES: usize = 4 << 20;
+/// Fewest and most slots of a default ring.
+pub const DEFAULT_SLOTS: (usize, usize) = (64, 16384);
 
 /// Default slots per ring for `payload`-byte messages: [`RING_BYTES`] / payload, clamped to
 /// 64..16384, a power of two (16384 at 64 B, a 2 MiB ring). The size matters for streaming: at
@@ -137,7 +144,7 @@ const RING_BYTES: usize = 4 << 20;
 /// from 16384 slots on, about 50 M (docs/benchmarks.md). Ping-pong does not care.
 pub fn default_slots(payload: usize) -> usize {
     (RING_BYTES / payload.max(1))
-        .clamp(64, 16384)
+        .clamp(DEFAULT_SLOTS.0, DEFAULT_SLOTS.1)
         .next_power_of_two()
 }
 
