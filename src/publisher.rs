@@ -268,6 +268,8 @@ impl Publisher {
         let rec = self.record();
         rec.inflight.store(INFLIGHT_CLAIMING, Ordering::Relaxed);
         crate::crash_point("publish-before-claim");
+        // The only publisher entry is ours: no other live writer can claim a sequence.
+        let exclusive = self.ring.geom.max_publishers == 1;
         let seq = if self.ring.geom.lossless {
             match self.claim_lossless(block) {
                 Ok(seq) => seq,
@@ -278,9 +280,8 @@ impl Publisher {
                     return Err(e);
                 }
             }
-        } else if self.ring.geom.max_publishers == 1 {
-            // The only publisher entry is ours: no locked instruction (measured: lossy 64 B
-            // streaming +20 to 50%).
+        } else if exclusive {
+            // No locked instruction (measured: lossy 64 B streaming +20 to 50%).
             gate::claim_lossy_exclusive(&self.ring.header().claim)
         } else {
             gate::claim_lossy(&self.ring.header().claim)
@@ -289,9 +290,8 @@ impl Publisher {
         rec.inflight.store(seq, Ordering::Relaxed);
         crate::crash_point("publish-after-claim");
         let stamp_word = &self.ring.slot(seq).stamp;
-        if self.ring.geom.max_publishers == 1 {
-            // The only publisher entry is ours: no other live writer can claim a sequence, so
-            // every older stamp in this slot is finished or belongs to a dead writer.
+        if exclusive {
+            // Every older stamp in this slot is finished or belongs to a dead writer.
             seqlock::begin_write_exclusive(stamp_word, seq);
             crate::crash_point("publish-after-begin");
             return Ok((seq, true));
