@@ -18,7 +18,7 @@ const TRANSPORTS: [&str; 8] = [
 ];
 const SCENARIOS: [&str; 4] = ["pingpong", "open-loop", "stream", "fanout"];
 const MODES: [&str; 4] = ["spin", "park", "spin-then-park", "blocking"];
-const RUN_KEYS: [&str; 18] = [
+const RUN_KEYS: [&str; 19] = [
     "scenario",
     "transport",
     "mode",
@@ -37,6 +37,7 @@ const RUN_KEYS: [&str; 18] = [
     "p99_99_ns",
     "max_ns",
     "msgs_per_s",
+    "interrupts_per_s",
 ];
 
 /// Removes the test's directory when dropped.
@@ -292,6 +293,10 @@ fn check_machine(m: &json::Value) {
 fn check_run(r: &json::Value) {
     for key in RUN_KEYS {
         assert!(r.get(key).is_some(), "run without {key}: {r:?}");
+    }
+    // Interrupts on the pinned CPUs per second, or null when not pinned or not readable.
+    if r.get("interrupts_per_s") != Some(&json::Value::Null) {
+        assert!(r.num("interrupts_per_s") >= 0.0, "{r:?}");
     }
     assert!(TRANSPORTS.contains(&r.str("transport")), "{r:?}");
     // `path` is "copy" or "borrow" on shmbus runs, null on every other transport.

@@ -112,6 +112,50 @@ pub fn pin_to(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Interrupts handled so far by `cpus`, all sources together (timer, IPIs, devices), from
+/// /proc/interrupts; `None` if it cannot be read or names none of them. A spinning process loses
+/// its CPU for the length of each one, so their rate during a run is the rate of stalls the
+/// machine adds to every transport alike.
+pub fn interrupts(cpus: &[usize]) -> Option<u64> {
+    parse_interrupts(&fs::read_to_string("/proc/interrupts").ok()?, cpus)
+}
+
+/// Sums the columns of `cpus` over every row of a /proc/interrupts text. The first line names
+/// the columns (`CPU0 CPU1 ...`); each row is `NAME: count count ... description`, and the rows
+/// with a single total (`ERR:`, `MIS:`) have no per-CPU columns and are skipped.
+fn parse_interrupts(text: &str, cpus: &[usize]) -> Option<u64> {
+    let mut lines = text.lines();
+    let columns: Vec<Option<usize>> = lines
+        .next()?
+        .split_whitespace()
+        .map(|c| c.strip_prefix("CPU").and_then(|n| n.parse().ok()))
+        .collect();
+    let wanted: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.is_some_and(|c| cpus.contains(&c)))
+        .map(|(i, _)| i)
+        .collect();
+    if wanted.is_empty() {
+        return None;
+    }
+    let mut total = 0u64;
+    for line in lines {
+        let Some((_, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let counts: Vec<u64> = rest
+            .split_whitespace()
+            .map_while(|f| f.parse().ok())
+            .collect();
+        if counts.len() < columns.len() {
+            continue;
+        }
+        total += wanted.iter().map(|&i| counts[i]).sum::<u64>();
+    }
+    Some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +165,27 @@ mod tests {
         assert_eq!(parse_cpu_list("0-1,4"), Some(vec![0, 1, 4]));
         assert_eq!(parse_cpu_list("3"), Some(vec![3]));
         assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn interrupts_are_summed_per_cpu() {
+        let text = "           CPU0       CPU1       CPU2\n\
+                    \x20 24:          1          0          5  IO-APIC   5-edge      ACPI:Ged\n\
+                    LOC:    5194410    4595344         10   Local timer interrupts\n\
+                    RES:        100         20          3   Rescheduling interrupts\n\
+                    ERR:          0\n\
+                    MIS:          0\n";
+        assert_eq!(parse_interrupts(text, &[0]), Some(1 + 5_194_410 + 100));
+        assert_eq!(
+            parse_interrupts(text, &[1, 2]),
+            Some(5 + 4_595_344 + 10 + 20 + 3)
+        );
+        assert_eq!(parse_interrupts(text, &[7]), None);
+        assert_eq!(parse_interrupts("", &[0]), None);
+        // Rows cut short (a line of a newer kernel's format) are skipped, not misread.
+        assert_eq!(
+            parse_interrupts("CPU0 CPU1\nX: 1\nLOC: 2 3 timer\n", &[1]),
+            Some(3)
+        );
     }
 }

@@ -86,6 +86,7 @@ pub fn print_results(m: &Machine, rows: &[report::Row], failures: &[String]) {
         report::sweep_summary(rows),
         report::ffi_summary(rows),
         report::ratios(rows),
+        report::tail(rows),
         report::throughput(rows),
     ] {
         if !summary.is_empty() {

@@ -18,6 +18,7 @@ use super::Result;
 use super::child::Role;
 use super::clock::{now_ns, ns};
 use super::hist::{self, Hist};
+use super::machine;
 use super::plan::{DataPath, RunSpec, Scenario, Transport};
 use super::transports::{self, Names, Shape};
 use super::workload::{self, Limits};
@@ -56,6 +57,9 @@ pub struct Outcome {
     pub lost: u64,
     /// Whether every child pinned itself.
     pub children_pinned: bool,
+    /// Interrupts per second on the pinned CPUs while the parent measured (warm-up included);
+    /// `None` if not pinned or /proc/interrupts is unreadable.
+    pub interrupts_per_s: Option<f64>,
 }
 
 /// Runs `spec` once; `run_no` makes its names unique.
@@ -91,6 +95,7 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
     let mut ep = prepared.rendezvous.connect(setup_end)?;
     let pinned = children.wait_ready(setup_end)?;
     let limits = &ctx.limits;
+    let irq_start = (now_ns(), machine::interrupts(&ctx.cpus));
     let measured = match spec.scenario {
         Scenario::Pingpong => Some(workload::pingpong(&mut *ep, spec.payload, limits)?),
         Scenario::OpenLoop | Scenario::Fanout => {
@@ -102,18 +107,28 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
             None
         }
     };
+    let interrupts_per_s = match (irq_start, machine::interrupts(&ctx.cpus)) {
+        ((t0, Some(n0)), Some(n1)) if n1 >= n0 => {
+            let secs = now_ns().saturating_sub(t0) as f64 / 1e9;
+            (secs > 0.0).then(|| (n1 - n0) as f64 / secs)
+        }
+        _ => None,
+    };
     let reports = children.collect(now_ns() + ns(RUN_GRACE))?;
     drop(ep);
     children.reap()?;
-    Ok(match measured {
+    let mut outcome = match measured {
         Some(pp) => Outcome {
             hist: pp.hist,
             msgs_per_s: pp.round_trips_per_s,
             lost: 0,
             children_pinned: pinned,
+            interrupts_per_s: None,
         },
         None => merge(reports, pinned),
-    })
+    };
+    outcome.interrupts_per_s = interrupts_per_s;
+    Ok(outcome)
 }
 
 /// Combines the receivers' reports into one outcome.
@@ -137,6 +152,7 @@ fn merge(reports: Vec<Report>, pinned: bool) -> Outcome {
         msgs_per_s: if secs > 0.0 { count as f64 / secs } else { 0.0 },
         lost,
         children_pinned: pinned,
+        interrupts_per_s: None,
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::hist::{Hist, Summary};
+use super::hist::{Hist, STALL_NS, Summary};
 use super::plan::{DataPath, Mode, RunSpec, Scenario, Transport};
 
 /// The result of one repeat of one configuration.
@@ -20,6 +20,8 @@ pub struct RunRecord {
     pub lost: u64,
     /// Round trips (ping-pong) or deliveries (others) per second.
     pub msgs_per_s: f64,
+    /// Interrupts per second on the pinned CPUs during the run (`None`: unknown).
+    pub interrupts_per_s: Option<f64>,
 }
 
 /// One table row: all repeats of one configuration.
@@ -42,6 +44,13 @@ pub struct Row {
     pub repeats: usize,
     /// Each repeat's summary, by repeat index (for ratios taken repeat by repeat).
     pub by_repeat: BTreeMap<u32, Summary>,
+    /// Each repeat's msgs/s, by repeat index.
+    pub rate_by_repeat: BTreeMap<u32, f64>,
+    /// Ping-pong only: each repeat's histogram, by repeat index (for tails compared at the same
+    /// rank per second, see [`tail`]).
+    pub hist_by_repeat: BTreeMap<u32, Hist>,
+    /// Median interrupts per second on the pinned CPUs (`None`: not known).
+    pub interrupts_per_s: Option<f64>,
     /// All repeats merged (for the HDR files and the plot).
     pub merged: Hist,
 }
@@ -69,6 +78,8 @@ fn row(spec: RunSpec, runs: &[&RunRecord]) -> Row {
     }
     let mut rates: Vec<f64> = runs.iter().map(|r| r.msgs_per_s).collect();
     rates.sort_by(f64::total_cmp);
+    let mut irqs: Vec<f64> = runs.iter().filter_map(|r| r.interrupts_per_s).collect();
+    irqs.sort_by(f64::total_cmp);
     Row {
         spec,
         median: Summary {
@@ -79,6 +90,7 @@ fn row(spec: RunSpec, runs: &[&RunRecord]) -> Row {
             p99_9: pick(|s| s.p99_9),
             p99_99: pick(|s| s.p99_99),
             max: pick(|s| s.max),
+            stalls: pick(|s| s.stalls),
         },
         p50_range: (p50s.clone().min().unwrap_or(0), p50s.max().unwrap_or(0)),
         worst_p99_99: runs.iter().map(|r| r.summary.p99_99).max().unwrap_or(0),
@@ -87,6 +99,12 @@ fn row(spec: RunSpec, runs: &[&RunRecord]) -> Row {
         lost: runs.iter().map(|r| r.lost).sum(),
         repeats: runs.len(),
         by_repeat: runs.iter().map(|r| (r.repeat, r.summary)).collect(),
+        rate_by_repeat: runs.iter().map(|r| (r.repeat, r.msgs_per_s)).collect(),
+        hist_by_repeat: match spec.scenario {
+            Scenario::Pingpong => runs.iter().map(|r| (r.repeat, r.hist.clone())).collect(),
+            _ => BTreeMap::new(),
+        },
+        interrupts_per_s: irqs.get(irqs.len() / 2).copied(),
         merged,
     }
 }
@@ -261,6 +279,98 @@ pub fn ratios(rows: &[Row]) -> String {
         let _ = writeln!(out, "floor p50 by repeat: {}", p50s.join(", "));
     }
     out
+}
+
+/// The 64 B busy-spin ping-pong rows (copy path), in plan order.
+fn spin_pingpongs(rows: &[Row]) -> impl Iterator<Item = &Row> {
+    rows.iter().filter(|r| {
+        r.spec.scenario == Scenario::Pingpong
+            && r.spec.payload == 64
+            && r.spec.mode == Mode::Spin
+            && r.spec.path != Some(DataPath::Borrow)
+    })
+}
+
+/// The tail of the 64 B busy-spin ping-pong, read for what it is on a machine whose CPUs are
+/// interrupted. Per transport (medians of the repeats): interrupts per second on the pinned CPUs,
+/// samples of at least [`STALL_NS`] per second, and the rank of p99.99 within a second (round
+/// trips per second / 10^4). Where that rank is below the stalls per second, p99.99 is an
+/// interrupted sample: a transport making fewer round trips per second reaches into the
+/// interruptions at a higher percentile, so p99.99 against p99.99 can compare an interrupted
+/// sample with a clean one. The ratio lines therefore also compare p99.99 with the reference's
+/// sample of the same rank per second ([`same_rank_ratio`]).
+pub fn tail(rows: &[Row]) -> String {
+    let spins: Vec<&Row> = spin_pingpongs(rows).collect();
+    if spins.is_empty() {
+        return String::new();
+    }
+    let per_s = |row: &Row, f: &dyn Fn(&Summary, f64) -> f64| {
+        let mut v: Vec<f64> = row
+            .by_repeat
+            .iter()
+            .filter_map(|(k, s)| Some(f(s, *row.rate_by_repeat.get(k)?)))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    let count = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.0}"));
+    let mut cells = vec![
+        vec!["tail of 64B spin ping-pong (medians of repeats)".to_owned()],
+        vec!["interrupts on the pinned CPUs per s".to_owned()],
+        vec![format!("samples >= {} per s", fmt_ns(STALL_NS))],
+        vec!["rank of p99.99 in a second (round trips/s / 10^4)".to_owned()],
+    ];
+    for r in &spins {
+        cells[0].push(r.spec.transport.as_str().to_owned());
+        cells[1].push(count(r.interrupts_per_s));
+        cells[2].push(count(per_s(r, &|s, rate| match s.count {
+            0 => 0.0,
+            n => s.stalls as f64 / n as f64 * rate,
+        })));
+        cells[3].push(count(per_s(r, &|_, rate| rate * 1e-4)));
+    }
+    let mut out = render(&cells, 1);
+    let find = |t: Transport| spins.iter().copied().find(|r| r.spec.transport == t);
+    for (t, reference) in [
+        (Transport::Shmbus, Transport::Floor),
+        (Transport::Ring, Transport::Floor),
+    ] {
+        if let (Some(row), Some(reference)) = (find(t), find(reference)) {
+            let _ = writeln!(
+                out,
+                "ratio 64B {}/spin p99.99 to {}'s sample of the same rank per second (median of \
+                 per-repeat ratios): {}",
+                t.as_str(),
+                reference.spec.transport.as_str(),
+                same_rank_ratio(row, reference).map_or("-".to_owned(), |x| format!("{x:.2}x"))
+            );
+        }
+    }
+    out
+}
+
+/// `row`'s p99.99 over `reference`'s sample of the same rank per second, repeat by repeat, then
+/// the median. `row`'s p99.99 is its `n`-th slowest sample of a second, `n = rate / 10^4`; the
+/// reference's `n`-th slowest of a second is its quantile `1 - n / reference rate`. Interruptions
+/// come per second, not per message, so this compares the two at the same share of wall time.
+pub fn same_rank_ratio(row: &Row, reference: &Row) -> Option<f64> {
+    let mut ratios: Vec<f64> = row
+        .by_repeat
+        .iter()
+        .filter_map(|(k, s)| {
+            let rate = *row.rate_by_repeat.get(k)?;
+            let ref_rate = *reference.rate_by_repeat.get(k)?;
+            let hist = reference.hist_by_repeat.get(k)?;
+            let q = 1.0 - 1e-4 * rate / ref_rate;
+            if !(0.0..1.0).contains(&q) || hist.is_empty() {
+                return None;
+            }
+            let v = hist.value_at_quantile(q);
+            (v > 0).then(|| s.p99_99 as f64 / v as f64)
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios.get(ratios.len() / 2).copied()
 }
 
 /// The stream scenario's throughput in messages and bytes per second (median of the repeats).
@@ -473,8 +583,52 @@ mod tests {
                 hist: super::super::hist::new(),
                 lost: 0,
                 msgs_per_s: 0.0,
+                interrupts_per_s: None,
             })
             .collect()
+    }
+
+    /// One second of a spin ping-pong at `rate` round trips/s with a median of `p50` ns, of which
+    /// 300 samples were interrupted (5 µs each), on a machine taking 300 interrupts/s.
+    fn interrupted_second(transport: Transport, rate: u64, p50: u64) -> RunRecord {
+        let mut hist = super::super::hist::new();
+        hist.record_n(p50, rate - 300).unwrap();
+        hist.record_n(5_000, 300).unwrap();
+        let mut r = records(transport, &[p50]).remove(0);
+        r.summary = Summary::of(&hist);
+        r.hist = hist;
+        r.msgs_per_s = rate as f64;
+        r.interrupts_per_s = Some(300.0);
+        r
+    }
+
+    #[test]
+    fn tails_are_compared_at_the_same_rank_per_second() {
+        // The floor's p99.99 (the 600th slowest of 6M) is clean, shmbus's (the 200th of 2M) is
+        // interrupted: 83x apart, though both saw the same 300 interruptions.
+        let table = rows(&[
+            interrupted_second(Transport::Floor, 6_000_000, 60),
+            interrupted_second(Transport::Shmbus, 2_000_000, 100),
+        ]);
+        let floor = floor_row(&table).unwrap();
+        let shmbus = &table[0];
+        assert_eq!(shmbus.spec.transport, Transport::Shmbus);
+        let plain = pass_ratio(shmbus, floor, |s| s.p99_99).unwrap();
+        assert!(plain > 80.0, "{plain}");
+        // The floor's 200th slowest sample of its second is interrupted too.
+        let same = same_rank_ratio(shmbus, floor).unwrap();
+        assert!((0.99..=1.01).contains(&same), "{same}");
+        let text = tail(&table);
+        for want in [
+            "shmbus  floor",
+            "interrupts on the pinned CPUs per s                   300    300",
+            "samples >= 2.00µs per s                               300    300",
+            "rank of p99.99 in a second (round trips/s / 10^4)     200    600",
+            "shmbus/spin p99.99 to floor's sample of the same rank per second (median of \
+             per-repeat ratios): 1.00x",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
     }
 
     #[test]
