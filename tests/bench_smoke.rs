@@ -18,7 +18,7 @@ const TRANSPORTS: [&str; 8] = [
 ];
 const SCENARIOS: [&str; 4] = ["pingpong", "open-loop", "stream", "fanout"];
 const MODES: [&str; 4] = ["spin", "park", "spin-then-park", "blocking"];
-const RUN_KEYS: [&str; 19] = [
+const RUN_KEYS: [&str; 20] = [
     "scenario",
     "transport",
     "mode",
@@ -38,6 +38,7 @@ const RUN_KEYS: [&str; 19] = [
     "max_ns",
     "msgs_per_s",
     "interrupts_per_s",
+    "preemptions",
 ];
 
 /// Removes the test's directory when dropped.
@@ -117,6 +118,10 @@ fn quick_bench_writes_complete_reports() {
     let (status, out, bench_pid) = run_bench(cmd, &dir.0);
     assert!(status.success(), "bench failed ({status}):\n{out}");
     assert!(out.contains("verdict:"), "no verdict line:\n{out}");
+    assert!(
+        out.contains("tail of 64B spin ping-pong") && out.contains("same rank per second"),
+        "no tail block:\n{out}"
+    );
 
     let doc = json::parse(&fs::read_to_string(&json_path).unwrap()).expect("valid JSON");
     check_machine(doc.get("machine").expect("machine"));
@@ -297,6 +302,11 @@ fn check_run(r: &json::Value) {
     // Interrupts on the pinned CPUs per second, or null when not pinned or not readable.
     if r.get("interrupts_per_s") != Some(&json::Value::Null) {
         assert!(r.num("interrupts_per_s") >= 0.0, "{r:?}");
+    }
+    // Involuntary context switches during the run: a count, or null when not readable.
+    if r.get("preemptions") != Some(&json::Value::Null) {
+        let n = r.num("preemptions");
+        assert!(n >= 0.0 && n.fract() == 0.0, "{r:?}");
     }
     assert!(TRANSPORTS.contains(&r.str("transport")), "{r:?}");
     // `path` is "copy" or "borrow" on shmbus runs, null on every other transport.

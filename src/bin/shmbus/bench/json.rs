@@ -68,7 +68,7 @@ fn run_object(r: &RunRecord, slots: Option<usize>) -> String {
          \"payload_bytes\": {}, \"slots\": {}, \"subscribers\": {}, \"rate_per_s\": {}, \"repeat\": {}, \
          \"count\": {}, \"lost\": {}, \
          \"p50_ns\": {}, \"p90_ns\": {}, \"p99_ns\": {}, \"p99_9_ns\": {}, \"p99_99_ns\": {}, \
-         \"max_ns\": {}, \"msgs_per_s\": {}, \"interrupts_per_s\": {}}}",
+         \"max_ns\": {}, \"msgs_per_s\": {}, \"interrupts_per_s\": {}, \"preemptions\": {}}}",
         string(r.spec.scenario.as_str()),
         string(r.spec.transport.as_str()),
         string(r.spec.mode.as_str()),
@@ -89,7 +89,8 @@ fn run_object(r: &RunRecord, slots: Option<usize>) -> String {
         s.p99_99,
         s.max,
         number(r.msgs_per_s),
-        r.interrupts_per_s.map_or("null".to_owned(), number)
+        r.interrupts_per_s.map_or("null".to_owned(), number),
+        r.preemptions.map_or("null".to_owned(), |n| n.to_string())
     )
 }
 

@@ -156,6 +156,29 @@ fn parse_interrupts(text: &str, cpus: &[usize]) -> Option<u64> {
     Some(total)
 }
 
+/// Involuntary context switches of process `pid` so far, all its threads together (the
+/// `nonvoluntary_ctxt_switches` of each `/proc/<pid>/task/*/status`): the times another task
+/// took its CPU while it could still run. `None` if the process is gone or nothing is readable.
+pub fn preemptions(pid: u32) -> Option<u64> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = None;
+    for task in tasks.flatten() {
+        let status = fs::read_to_string(task.path().join("status")).ok();
+        if let Some(n) = status.as_deref().and_then(parse_preemptions) {
+            *total.get_or_insert(0) += n;
+        }
+    }
+    total
+}
+
+/// The `nonvoluntary_ctxt_switches` of a /proc status text.
+fn parse_preemptions(status: &str) -> Option<u64> {
+    status.lines().find_map(|l| {
+        l.strip_prefix("nonvoluntary_ctxt_switches:")
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +188,16 @@ mod tests {
         assert_eq!(parse_cpu_list("0-1,4"), Some(vec![0, 1, 4]));
         assert_eq!(parse_cpu_list("3"), Some(vec![3]));
         assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn preemptions_are_read_from_status() {
+        let status = "Name:\tshmbus\nvoluntary_ctxt_switches:\t12\n\
+                      nonvoluntary_ctxt_switches:\t3\n";
+        assert_eq!(parse_preemptions(status), Some(3));
+        assert_eq!(parse_preemptions("Name:\tx\n"), None);
+        // This process is readable and has a count.
+        assert!(preemptions(std::process::id()).is_some());
     }
 
     #[test]

@@ -215,6 +215,7 @@ fn run_all(ctx: &procs::Ctx, plan: &[RunSpec], repeat: u32, stop: &AtomicBool) -
                         lost: o.lost,
                         msgs_per_s: o.msgs_per_s,
                         interrupts_per_s: o.interrupts_per_s,
+                        preemptions: o.preemptions,
                     });
                 }
                 Err(_) if stop.load(Ordering::Relaxed) => break,

@@ -60,6 +60,9 @@ pub struct Outcome {
     /// Interrupts per second on the pinned CPUs while the parent measured (warm-up included);
     /// `None` if not pinned or /proc/interrupts is unreadable.
     pub interrupts_per_s: Option<f64>,
+    /// Involuntary context switches of the parent and its children while the parent measured
+    /// (warm-up included); `None` if not readable.
+    pub preemptions: Option<u64>,
 }
 
 /// Runs `spec` once; `run_no` makes its names unique.
@@ -96,6 +99,7 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
     let pinned = children.wait_ready(setup_end)?;
     let limits = &ctx.limits;
     let irq_start = (now_ns(), machine::interrupts(&ctx.cpus));
+    let preempted_start = children.preemptions();
     let measured = match spec.scenario {
         Scenario::Pingpong => Some(workload::pingpong(&mut *ep, spec.payload, limits)?),
         Scenario::OpenLoop | Scenario::Fanout => {
@@ -114,6 +118,10 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
         }
         _ => None,
     };
+    let preemptions = match (preempted_start, children.preemptions()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
     let reports = children.collect(now_ns() + ns(RUN_GRACE))?;
     drop(ep);
     children.reap()?;
@@ -124,10 +132,12 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
             lost: 0,
             children_pinned: pinned,
             interrupts_per_s: None,
+            preemptions: None,
         },
         None => merge(reports, pinned),
     };
     outcome.interrupts_per_s = interrupts_per_s;
+    outcome.preemptions = preemptions;
     Ok(outcome)
 }
 
@@ -153,6 +163,7 @@ fn merge(reports: Vec<Report>, pinned: bool) -> Outcome {
         lost,
         children_pinned: pinned,
         interrupts_per_s: None,
+        preemptions: None,
     }
 }
 
@@ -230,6 +241,16 @@ impl Children {
             std::thread::spawn(move || forward_lines(i, stdout, &tx));
         }
         Ok(children)
+    }
+
+    /// Involuntary context switches so far of this process and every child, summed; `None` if
+    /// any of them cannot be read.
+    fn preemptions(&self) -> Option<u64> {
+        let pids: Vec<u32> = lock(&self.procs).iter().map(Child::id).collect();
+        std::iter::once(std::process::id())
+            .chain(pids)
+            .map(machine::preemptions)
+            .sum()
     }
 
     /// Waits for every child's `ready` line; returns whether all of them pinned.

@@ -22,6 +22,9 @@ pub struct RunRecord {
     pub msgs_per_s: f64,
     /// Interrupts per second on the pinned CPUs during the run (`None`: unknown).
     pub interrupts_per_s: Option<f64>,
+    /// Involuntary context switches of the benchmark's processes during the run (`None`:
+    /// unknown).
+    pub preemptions: Option<u64>,
 }
 
 /// One table row: all repeats of one configuration.
@@ -36,6 +39,8 @@ pub struct Row {
     pub worst_p99_99: u64,
     /// Worst max of any repeat (shown in the max column).
     pub worst_max: u64,
+    /// Involuntary context switches during the repeat with the worst max (`None`: unknown).
+    pub worst_max_preemptions: Option<u64>,
     /// Median msgs/s.
     pub msgs_per_s: f64,
     /// Messages lost, all repeats.
@@ -95,6 +100,10 @@ fn row(spec: RunSpec, runs: &[&RunRecord]) -> Row {
         p50_range: (p50s.clone().min().unwrap_or(0), p50s.max().unwrap_or(0)),
         worst_p99_99: runs.iter().map(|r| r.summary.p99_99).max().unwrap_or(0),
         worst_max: runs.iter().map(|r| r.summary.max).max().unwrap_or(0),
+        worst_max_preemptions: runs
+            .iter()
+            .max_by_key(|r| r.summary.max)
+            .and_then(|r| r.preemptions),
         msgs_per_s: rates.get(rates.len() / 2).copied().unwrap_or(0.0),
         lost: runs.iter().map(|r| r.lost).sum(),
         repeats: runs.len(),
@@ -298,7 +307,9 @@ fn spin_pingpongs(rows: &[Row]) -> impl Iterator<Item = &Row> {
 /// interrupted sample: a transport making fewer round trips per second reaches into the
 /// interruptions at a higher percentile, so p99.99 against p99.99 can compare an interrupted
 /// sample with a clean one. The ratio lines therefore also compare p99.99 with the reference's
-/// sample of the same rank per second ([`same_rank_ratio`]).
+/// sample of the same rank per second ([`same_rank_ratio`]). Last, each transport's worst max and
+/// the involuntary context switches of the benchmark's processes during that run: another task
+/// took a CPU from a spinning process that many times.
 pub fn tail(rows: &[Row]) -> String {
     let spins: Vec<&Row> = spin_pingpongs(rows).collect();
     if spins.is_empty() {
@@ -319,6 +330,8 @@ pub fn tail(rows: &[Row]) -> String {
         vec!["interrupts on the pinned CPUs per s".to_owned()],
         vec![format!("samples >= {} per s", fmt_ns(STALL_NS))],
         vec!["rank of p99.99 in a second (round trips/s / 10^4)".to_owned()],
+        vec!["max (worst repeat)".to_owned()],
+        vec!["preemptions in the run of that max".to_owned()],
     ];
     for r in &spins {
         cells[0].push(r.spec.transport.as_str().to_owned());
@@ -328,6 +341,11 @@ pub fn tail(rows: &[Row]) -> String {
             n => s.stalls as f64 / n as f64 * rate,
         })));
         cells[3].push(count(per_s(r, &|_, rate| rate * 1e-4)));
+        cells[4].push(fmt_ns(r.worst_max));
+        cells[5].push(
+            r.worst_max_preemptions
+                .map_or("-".to_owned(), |n| n.to_string()),
+        );
     }
     let mut out = render(&cells, 1);
     let find = |t: Transport| spins.iter().copied().find(|r| r.spec.transport == t);
@@ -480,8 +498,11 @@ pub fn verdict(rows: &[Row]) -> String {
                 Some(DataPath::Borrow) => "/borrow",
                 _ => "",
             };
+            let preempted = r
+                .worst_max_preemptions
+                .map_or(String::new(), |n| format!(", {n} preemptions in that run"));
             format!(
-                "{}{fan} {}{borrow} {} (p99.99 {}, max {})",
+                "{}{fan} {}{borrow} {} (p99.99 {}, max {}{preempted})",
                 s.scenario_label(),
                 s.mode,
                 fmt_bytes(s.payload),
@@ -584,6 +605,7 @@ mod tests {
                 lost: 0,
                 msgs_per_s: 0.0,
                 interrupts_per_s: None,
+                preemptions: None,
             })
             .collect()
     }
@@ -599,6 +621,7 @@ mod tests {
         r.hist = hist;
         r.msgs_per_s = rate as f64;
         r.interrupts_per_s = Some(300.0);
+        r.preemptions = Some(2);
         r
     }
 
@@ -619,15 +642,22 @@ mod tests {
         let same = same_rank_ratio(shmbus, floor).unwrap();
         assert!((0.99..=1.01).contains(&same), "{same}");
         let text = tail(&table);
+        // Compared with runs of spaces collapsed: the columns' widths are the layout's business.
+        let flat: String = text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
+            .collect();
         for want in [
-            "shmbus  floor",
-            "interrupts on the pinned CPUs per s                   300    300",
-            "samples >= 2.00µs per s                               300    300",
-            "rank of p99.99 in a second (round trips/s / 10^4)     200    600",
+            "(medians of repeats) shmbus floor\n",
+            "interrupts on the pinned CPUs per s 300 300\n",
+            "samples >= 2.00µs per s 300 300\n",
+            "rank of p99.99 in a second (round trips/s / 10^4) 200 600\n",
+            "max (worst repeat) 5.00µs 5.00µs\n",
+            "preemptions in the run of that max 2 2\n",
             "shmbus/spin p99.99 to floor's sample of the same rank per second (median of \
-             per-repeat ratios): 1.00x",
+             per-repeat ratios): 1.00x\n",
         ] {
-            assert!(text.contains(want), "{want:?} not in\n{text}");
+            assert!(flat.contains(want), "{want:?} not in\n{text}");
         }
     }
 
