@@ -287,6 +287,43 @@ pub fn ratios(rows: &[Row]) -> String {
         let p50s: Vec<String> = floor.by_repeat.values().map(|s| fmt_ns(s.p50)).collect();
         let _ = writeln!(out, "floor p50 by repeat: {}", p50s.join(", "));
     }
+    // A VM whose vCPUs move changes the cross-core latency (here 60 <-> 180 ns) between repeats,
+    // or between two configurations of one repeat. Say so where it shows: a p50 spread over
+    // 1.5x across repeats, or a repeat in which a transport beat the floor by more than 20%
+    // (nothing does: the two ran at different speeds).
+    let floor = find(Transport::Floor, Mode::Spin);
+    let mut changed = Vec::new();
+    for r in spin_pingpongs(rows) {
+        let (lo, hi) = r.p50_range;
+        if lo > 0 && hi * 2 > lo * 3 {
+            changed.push(format!(
+                "{} p50 {}-{} across repeats",
+                r.spec.transport.as_str(),
+                fmt_ns(lo),
+                fmt_ns(hi)
+            ));
+        }
+        if let Some(floor) = floor.filter(|_| r.spec.transport != Transport::Floor) {
+            let below = r.by_repeat.iter().find_map(|(k, s)| {
+                let f = floor.by_repeat.get(k)?.p50;
+                (s.p50 * 5 < f * 4).then(|| s.p50 as f64 / f as f64)
+            });
+            if let Some(x) = below {
+                changed.push(format!(
+                    "{} p50 {x:.2}x the floor's in one repeat",
+                    r.spec.transport.as_str()
+                ));
+            }
+        }
+    }
+    if !changed.is_empty() {
+        let _ = writeln!(
+            out,
+            "note: the machine changed speed during this run (64B spin: {}); a ratio whose two \
+             rows ran at different speeds is meaningless: compare like repeats, or run again",
+            changed.join("; ")
+        );
+    }
     out
 }
 
@@ -690,5 +727,16 @@ mod tests {
             lines.contains("floor p50 by repeat: 60ns, 180ns, 180ns"),
             "{lines}"
         );
+        assert!(
+            lines.contains(
+                "note: the machine changed speed during this run (64B spin: floor p50 \
+                 60ns-180ns across repeats; ring p50 90ns-270ns across repeats; ring p50 0.50x \
+                 the floor's in one repeat)"
+            ),
+            "{lines}"
+        );
+        // Repeats within 1.5x of each other: no note.
+        let steady = rows(&records(Transport::Floor, &[60, 65, 85]));
+        assert!(!ratios(&steady).contains("note:"), "{}", ratios(&steady));
     }
 }
