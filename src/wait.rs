@@ -61,8 +61,9 @@ pub(crate) const UNFENCED_NAP: Duration = Duration::from_millis(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitStrategy {
-    /// Poll without pause: the lowest latency, one CPU busy while waiting. Use only with a
-    /// core to spare per spinning subscriber.
+    /// Poll without sleeping (with the CPU's spin-wait hint, `PAUSE` on x86, between polls): the
+    /// lowest latency, one CPU busy while waiting. Use only with a core to spare per spinning
+    /// subscriber.
     Spin,
     /// Poll for `spin`, then sleep on the topic's futex.
     SpinThenPark {

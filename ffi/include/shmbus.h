@@ -190,7 +190,8 @@ typedef enum shmbus_wait_strategy {
    */
   SHMBUS_WAIT_STRATEGY_SPIN_THEN_PARK = 0,
   /**
-   * Poll without pause: lowest latency, one CPU busy while waiting.
+   * Poll without sleeping (a spin-wait hint between polls): lowest latency, one CPU busy
+   * while waiting.
    */
   SHMBUS_WAIT_STRATEGY_SPIN = 1,
   /**

@@ -75,7 +75,8 @@ unsafe fn idle<'a>(s: *mut shmbus_subscriber) -> Result<&'a mut Subscriber, Fail
 pub enum shmbus_wait_strategy {
     /// Poll for `spin_ns`, then sleep on the topic's futex (the default, with 50 µs).
     SpinThenPark = 0,
-    /// Poll without pause: lowest latency, one CPU busy while waiting.
+    /// Poll without sleeping (a spin-wait hint between polls): lowest latency, one CPU busy
+    /// while waiting.
     Spin = 1,
     /// Sleep on the topic's futex at once: no CPU while waiting.
     Park = 2,
