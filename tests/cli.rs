@@ -437,6 +437,16 @@ fn doctor_json_parses() {
         assert!(c["name"].is_string() && c["detail"].is_string(), "{c}");
     }
     assert!(checks.iter().any(|c| c["name"] == "/dev/shm"));
+    // What a busy CPU sees: measured per CPU, or why not.
+    let noise = checks
+        .iter()
+        .find(|c| c["name"] == "interruptions")
+        .expect("an interruptions check");
+    let detail = noise["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("busy 200 ms") || detail.starts_with("cannot "),
+        "{noise}"
+    );
     // Which wake check publishers use here: OK with membarrier, INFO (with advice) without.
     let mb = checks
         .iter()

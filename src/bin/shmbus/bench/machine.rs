@@ -171,6 +171,11 @@ pub fn preemptions(pid: u32) -> Option<u64> {
     total
 }
 
+/// Involuntary context switches of the calling thread so far (`/proc/thread-self/status`).
+pub fn thread_preemptions() -> Option<u64> {
+    parse_preemptions(&fs::read_to_string("/proc/thread-self/status").ok()?)
+}
+
 /// The `nonvoluntary_ctxt_switches` of a /proc status text.
 fn parse_preemptions(status: &str) -> Option<u64> {
     status.lines().find_map(|l| {

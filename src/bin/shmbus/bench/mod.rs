@@ -37,7 +37,7 @@ pub mod child;
 mod clock;
 mod hist;
 mod json;
-mod machine;
+pub mod machine;
 mod msg;
 mod output;
 mod plan;

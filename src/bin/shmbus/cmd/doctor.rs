@@ -2,11 +2,14 @@
 //! steady its latency can be.
 
 use std::fs;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::json;
 
 use super::{CliResult, human_size, out, out_json};
+use crate::bench::machine;
 
 /// Arguments of `shmbus doctor`.
 #[derive(Debug, Args)]
@@ -319,6 +322,154 @@ fn membarrier() -> Check {
     }
 }
 
+/// How long `interruptions` keeps each CPU busy while it counts.
+const NOISE_SAMPLE: Duration = Duration::from_millis(200);
+
+/// How long the spinning threads run before the counting starts (all of them on their CPUs).
+const NOISE_SETTLE: Duration = Duration::from_millis(20);
+
+/// Above this many interrupts a second on a busy CPU, a source worth moving is likely.
+const NOISY_IRQS_PER_S: f64 = 1000.0;
+
+/// Busy-waits until `t`.
+fn spin_until(t: Instant) {
+    while Instant::now() < t {
+        std::hint::spin_loop();
+    }
+}
+
+/// What one spinning thread of `interruptions` saw.
+struct Busy {
+    /// Its involuntary context switches per second (`None`: not pinned, or not readable).
+    preempted_per_s: Option<f64>,
+    /// The first thread only: each CPU's interrupts per second (`None`: not readable).
+    interrupts_per_s: Vec<Option<f64>>,
+}
+
+/// The detail line of `interruptions` for `(cpu, interrupts/s, pre-emptions/s)` per CPU: each
+/// CPU for up to four, else the ranges and the CPU at the top of each.
+fn noise_detail(rates: &[(usize, f64, Option<f64>)]) -> String {
+    let pre_text = |p: Option<f64>| p.map_or("?".to_owned(), |p| format!("{p:.0}"));
+    if rates.len() <= 4 {
+        let parts: Vec<String> = rates
+            .iter()
+            .map(|&(cpu, irq, pre)| format!("CPU{cpu} {irq:.0} irq/s, {} preempt/s", pre_text(pre)))
+            .collect();
+        format!("busy {} ms: {}", NOISE_SAMPLE.as_millis(), parts.join("; "))
+    } else {
+        // Many CPUs: the range, and the CPU at the top of it.
+        let most = |key: fn(&(usize, f64, Option<f64>)) -> f64| {
+            rates
+                .iter()
+                .max_by(|a, b| key(a).total_cmp(&key(b)))
+                .map_or(0, |r| r.0)
+        };
+        let irq_lo = rates.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
+        let irq_hi = rates.iter().map(|r| r.1).fold(0.0f64, f64::max);
+        let pres: Vec<f64> = rates.iter().filter_map(|r| r.2).collect();
+        let pre_lo = pres.iter().copied().fold(f64::INFINITY, f64::min);
+        let pre_hi = pres.iter().copied().fold(0.0f64, f64::max);
+        format!(
+            "busy {} ms, {} CPUs: {irq_lo:.0} to {irq_hi:.0} irq/s (most on CPU{}), {} to {} \
+             preempt/s (most on CPU{})",
+            NOISE_SAMPLE.as_millis(),
+            rates.len(),
+            most(|r| r.1),
+            pre_text(pres.first().map(|_| pre_lo)),
+            pre_text(pres.first().map(|_| pre_hi)),
+            most(|r| r.2.unwrap_or(0.0)),
+        )
+    }
+}
+
+/// How often a busy CPU is interrupted and how often a busy thread on it is pre-empted, measured
+/// with one spinning thread pinned to each CPU for [`NOISE_SAMPLE`] (an idle CPU skips its timer
+/// tick, a CPU running a spinning subscriber does not). The threads count for themselves, and
+/// the first one reads /proc/interrupts, so no thread of ours wakes on a measured CPU. Each
+/// interrupt stops a spinning subscriber for microseconds and each pre-emption for up to a
+/// scheduling slice: at a few hundred a second the first set a busy-spin p99.99 and the second
+/// its max (see the tail block of `shmbus bench`).
+fn interruptions() -> Check {
+    let name = "interruptions";
+    let cpus = match machine::allowed_cpus() {
+        Ok(c) => c,
+        Err(e) => return check(name, Status::Info, format!("cannot list CPUs: {e}"), ""),
+    };
+    let all = Arc::new(cpus.clone());
+    let threads: Vec<_> = cpus
+        .iter()
+        .enumerate()
+        .map(|(i, &cpu)| {
+            let all = Arc::clone(&all);
+            std::thread::spawn(move || {
+                let pinned = machine::pin_to(cpu).is_ok();
+                spin_until(Instant::now() + NOISE_SETTLE);
+                let count_irqs = || -> Vec<Option<u64>> {
+                    match i {
+                        0 => all.iter().map(|&c| machine::interrupts(&[c])).collect(),
+                        _ => Vec::new(),
+                    }
+                };
+                let (irq0, pre0, t0) =
+                    (count_irqs(), machine::thread_preemptions(), Instant::now());
+                spin_until(t0 + NOISE_SAMPLE);
+                let (irq1, pre1) = (count_irqs(), machine::thread_preemptions());
+                let secs = t0.elapsed().as_secs_f64();
+                let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+                Busy {
+                    preempted_per_s: pre0.zip(pre1).filter(|_| pinned).map(|(a, b)| rate(a, b)),
+                    interrupts_per_s: irq0
+                        .iter()
+                        .zip(&irq1)
+                        .map(|(a, b)| a.zip(*b).map(|(a, b)| rate(a, b)))
+                        .collect(),
+                }
+            })
+        })
+        .collect();
+    let seen: Vec<Option<Busy>> = threads.into_iter().map(|t| t.join().ok()).collect();
+    let irqs = seen
+        .first()
+        .and_then(Option::as_ref)
+        .map(|b| b.interrupts_per_s.clone())
+        .unwrap_or_default();
+    let mut rates = Vec::new(); // (cpu, interrupts/s, pre-emptions/s)
+    for (i, &cpu) in cpus.iter().enumerate() {
+        let Some(rate) = irqs.get(i).copied().flatten() else {
+            return check(
+                name,
+                Status::Info,
+                "cannot read /proc/interrupts".into(),
+                "",
+            );
+        };
+        let pre = seen[i].as_ref().and_then(|b| b.preempted_per_s);
+        rates.push((cpu, rate, pre));
+    }
+    let worst = rates.iter().map(|r| r.1).fold(0.0f64, f64::max);
+    let detail = noise_detail(&rates);
+    if worst > NOISY_IRQS_PER_S {
+        check(
+            name,
+            Status::Warn,
+            detail,
+            "a CPU takes more than 1000 interrupts a second: find the source in \
+             /proc/interrupts and keep it off the CPUs of spinning subscribers (`irqaffinity=`, \
+             /proc/irq/*/smp_affinity)",
+        )
+    } else {
+        check(
+            name,
+            Status::Info,
+            detail,
+            "each interrupt stops a spinning subscriber for microseconds and each pre-emption \
+             for up to a scheduling slice (milliseconds): they set busy-spin p99.99 and max \
+             (`shmbus bench` counts both per run); `nohz_full=` stops the timer tick on \
+             isolated CPUs, `irqaffinity=` keeps device interrupts off them",
+        )
+    }
+}
+
 fn memlock() -> Check {
     let r = rustix::process::getrlimit(rustix::process::Resource::Memlock);
     let show = |v: Option<u64>| v.map_or("unlimited".to_owned(), human_size);
@@ -436,6 +587,7 @@ pub fn checks() -> Vec<Check> {
         clocksource(),
         governor(),
         membarrier(),
+        interruptions(),
         memlock(),
         remove_ipc(),
         buses(),
@@ -489,4 +641,31 @@ pub fn run(args: &DoctorArgs) -> CliResult {
     ));
     out(&text)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_detail_lists_few_cpus_and_sums_up_many() {
+        let two = [(0, 265.4, Some(35.0)), (1, 250.0, None)];
+        assert_eq!(
+            noise_detail(&two),
+            "busy 200 ms: CPU0 265 irq/s, 35 preempt/s; CPU1 250 irq/s, ? preempt/s"
+        );
+        let many: Vec<(usize, f64, Option<f64>)> = (0..8)
+            .map(|c| {
+                (
+                    c,
+                    250.0 + c as f64 * 10.0,
+                    Some(if c == 2 { 90.0 } else { 5.0 }),
+                )
+            })
+            .collect();
+        assert_eq!(
+            noise_detail(&many),
+            "busy 200 ms, 8 CPUs: 250 to 320 irq/s (most on CPU7), 5 to 90 preempt/s (most on CPU2)"
+        );
+    }
 }
