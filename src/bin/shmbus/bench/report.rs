@@ -232,15 +232,7 @@ fn render(cells: &[Vec<String>], text_cols: usize) -> String {
 /// were measured), and the floor's p50 in each repeat, which shows whether the machine changed
 /// speed during the run.
 pub fn ratios(rows: &[Row]) -> String {
-    let find = |t: Transport, m: Mode| {
-        rows.iter().find(|r| {
-            r.spec.scenario == Scenario::Pingpong
-                && r.spec.payload == 64
-                && r.spec.transport == t
-                && r.spec.mode == m
-                && r.spec.path != Some(DataPath::Borrow)
-        })
-    };
+    let find = |t: Transport, m: Mode| pingpongs_64(rows, m).find(|r| r.spec.transport == t);
     let mut out = String::new();
     let fmt = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.2}x"));
     let (spin, park) = (
@@ -283,7 +275,8 @@ pub fn ratios(rows: &[Row]) -> String {
         }
         out.push('\n');
     }
-    if let Some(floor) = find(Transport::Floor, Mode::Spin) {
+    let floor = find(Transport::Floor, Mode::Spin);
+    if let Some(floor) = floor {
         let p50s: Vec<String> = floor.by_repeat.values().map(|s| fmt_ns(s.p50)).collect();
         let _ = writeln!(out, "floor p50 by repeat: {}", p50s.join(", "));
     }
@@ -291,9 +284,8 @@ pub fn ratios(rows: &[Row]) -> String {
     // or between two configurations of one repeat. Say so where it shows: a p50 spread over
     // 1.5x across repeats, or a repeat in which a transport beat the floor by more than 20%
     // (nothing does: the two ran at different speeds).
-    let floor = find(Transport::Floor, Mode::Spin);
     let mut changed = Vec::new();
-    for r in spin_pingpongs(rows) {
+    for r in pingpongs_64(rows, Mode::Spin) {
         let (lo, hi) = r.p50_range;
         if lo > 0 && hi * 2 > lo * 3 {
             changed.push(format!(
@@ -327,12 +319,12 @@ pub fn ratios(rows: &[Row]) -> String {
     out
 }
 
-/// The 64 B busy-spin ping-pong rows (copy path), in plan order.
-fn spin_pingpongs(rows: &[Row]) -> impl Iterator<Item = &Row> {
-    rows.iter().filter(|r| {
+/// The 64 B ping-pong rows of wait mode `mode` (copy path), in plan order.
+fn pingpongs_64(rows: &[Row], mode: Mode) -> impl Iterator<Item = &Row> {
+    rows.iter().filter(move |r| {
         r.spec.scenario == Scenario::Pingpong
             && r.spec.payload == 64
-            && r.spec.mode == Mode::Spin
+            && r.spec.mode == mode
             && r.spec.path != Some(DataPath::Borrow)
     })
 }
@@ -348,7 +340,7 @@ fn spin_pingpongs(rows: &[Row]) -> impl Iterator<Item = &Row> {
 /// the involuntary context switches of the benchmark's processes during that run: another task
 /// took a CPU from a spinning process that many times.
 pub fn tail(rows: &[Row]) -> String {
-    let spins: Vec<&Row> = spin_pingpongs(rows).collect();
+    let spins: Vec<&Row> = pingpongs_64(rows, Mode::Spin).collect();
     if spins.is_empty() {
         return String::new();
     }
