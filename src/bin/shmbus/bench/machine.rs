@@ -113,33 +113,34 @@ pub fn pin_to(cpu: usize) -> io::Result<()> {
 }
 
 /// Interrupts handled so far by `cpus`, all sources together (timer, IPIs, devices), from
-/// /proc/interrupts; `None` if it cannot be read or names none of them. A spinning process loses
-/// its CPU for the length of each one, so their rate during a run is the rate of stalls the
-/// machine adds to every transport alike.
+/// /proc/interrupts; `None` if it cannot be read or lacks a column for one of them. A spinning
+/// process loses its CPU for the length of each one, so their rate during a run is the rate of
+/// stalls the machine adds to every transport alike.
 pub fn interrupts(cpus: &[usize]) -> Option<u64> {
+    interrupts_by_cpu(cpus).map(|counts| counts.iter().sum())
+}
+
+/// As [`interrupts`], each CPU of `cpus` on its own (in the order given), from one read.
+pub fn interrupts_by_cpu(cpus: &[usize]) -> Option<Vec<u64>> {
     parse_interrupts(&fs::read_to_string("/proc/interrupts").ok()?, cpus)
 }
 
-/// Sums the columns of `cpus` over every row of a /proc/interrupts text. The first line names
-/// the columns (`CPU0 CPU1 ...`); each row is `NAME: count count ... description`, and the rows
-/// with a single total (`ERR:`, `MIS:`) have no per-CPU columns and are skipped.
-fn parse_interrupts(text: &str, cpus: &[usize]) -> Option<u64> {
+/// The interrupts of each CPU of `cpus`, summed over every row of a /proc/interrupts text. The
+/// first line names the columns (`CPU0 CPU1 ...`); each row is `NAME: count count ...
+/// description`, and the rows with a single total (`ERR:`, `MIS:`) have no per-CPU columns and
+/// are skipped. `None` if a CPU of `cpus` has no column.
+fn parse_interrupts(text: &str, cpus: &[usize]) -> Option<Vec<u64>> {
     let mut lines = text.lines();
     let columns: Vec<Option<usize>> = lines
         .next()?
         .split_whitespace()
         .map(|c| c.strip_prefix("CPU").and_then(|n| n.parse().ok()))
         .collect();
-    let wanted: Vec<usize> = columns
+    let wanted: Vec<usize> = cpus
         .iter()
-        .enumerate()
-        .filter(|(_, c)| c.is_some_and(|c| cpus.contains(&c)))
-        .map(|(i, _)| i)
-        .collect();
-    if wanted.is_empty() {
-        return None;
-    }
-    let mut total = 0u64;
+        .map(|&cpu| columns.iter().position(|&c| c == Some(cpu)))
+        .collect::<Option<_>>()?;
+    let mut totals = vec![0u64; wanted.len()];
     for line in lines {
         let Some((_, rest)) = line.split_once(':') else {
             continue;
@@ -151,9 +152,11 @@ fn parse_interrupts(text: &str, cpus: &[usize]) -> Option<u64> {
         if counts.len() < columns.len() {
             continue;
         }
-        total += wanted.iter().map(|&i| counts[i]).sum::<u64>();
+        for (total, &i) in totals.iter_mut().zip(&wanted) {
+            *total += counts[i];
+        }
     }
-    Some(total)
+    Some(totals)
 }
 
 /// Involuntary context switches of process `pid` so far, all its threads together (the
@@ -213,17 +216,19 @@ mod tests {
                     RES:        100         20          3   Rescheduling interrupts\n\
                     ERR:          0\n\
                     MIS:          0\n";
-        assert_eq!(parse_interrupts(text, &[0]), Some(1 + 5_194_410 + 100));
+        let total = |text: &str, cpus: &[usize]| {
+            parse_interrupts(text, cpus).map(|c| c.iter().sum::<u64>())
+        };
+        assert_eq!(total(text, &[0]), Some(1 + 5_194_410 + 100));
+        assert_eq!(total(text, &[1, 2]), Some(5 + 4_595_344 + 10 + 20 + 3));
         assert_eq!(
-            parse_interrupts(text, &[1, 2]),
-            Some(5 + 4_595_344 + 10 + 20 + 3)
+            parse_interrupts(text, &[2, 0]),
+            Some(vec![5 + 10 + 3, 1 + 5_194_410 + 100])
         );
-        assert_eq!(parse_interrupts(text, &[7]), None);
-        assert_eq!(parse_interrupts("", &[0]), None);
+        assert_eq!(total(text, &[7]), None);
+        assert_eq!(total(text, &[0, 7]), None);
+        assert_eq!(total("", &[0]), None);
         // Rows cut short (a line of a newer kernel's format) are skipped, not misread.
-        assert_eq!(
-            parse_interrupts("CPU0 CPU1\nX: 1\nLOC: 2 3 timer\n", &[1]),
-            Some(3)
-        );
+        assert_eq!(total("CPU0 CPU1\nX: 1\nLOC: 2 3 timer\n", &[1]), Some(3));
     }
 }

@@ -342,8 +342,9 @@ fn spin_until(t: Instant) {
 struct Busy {
     /// Its involuntary context switches per second (`None`: not pinned, or not readable).
     preempted_per_s: Option<f64>,
-    /// The first thread only: each CPU's interrupts per second (`None`: not readable).
-    interrupts_per_s: Vec<Option<f64>>,
+    /// The first thread only: each CPU's interrupts per second (`None`: not readable, or
+    /// another thread).
+    interrupts_per_s: Option<Vec<f64>>,
 }
 
 /// The detail line of `interruptions` for `(cpu, interrupts/s, pre-emptions/s)` per CPU: each
@@ -404,12 +405,7 @@ fn interruptions() -> Check {
             std::thread::spawn(move || {
                 let pinned = machine::pin_to(cpu).is_ok();
                 spin_until(Instant::now() + NOISE_SETTLE);
-                let count_irqs = || -> Vec<Option<u64>> {
-                    match i {
-                        0 => all.iter().map(|&c| machine::interrupts(&[c])).collect(),
-                        _ => Vec::new(),
-                    }
-                };
+                let count_irqs = || (i == 0).then(|| machine::interrupts_by_cpu(&all)).flatten();
                 let (irq0, pre0, t0) =
                     (count_irqs(), machine::thread_preemptions(), Instant::now());
                 spin_until(t0 + NOISE_SAMPLE);
@@ -419,33 +415,32 @@ fn interruptions() -> Check {
                 Busy {
                     preempted_per_s: pre0.zip(pre1).filter(|_| pinned).map(|(a, b)| rate(a, b)),
                     interrupts_per_s: irq0
-                        .iter()
-                        .zip(&irq1)
-                        .map(|(a, b)| a.zip(*b).map(|(a, b)| rate(a, b)))
-                        .collect(),
+                        .zip(irq1)
+                        .map(|(a, b)| a.iter().zip(&b).map(|(&a, &b)| rate(a, b)).collect()),
                 }
             })
         })
         .collect();
-    let seen: Vec<Option<Busy>> = threads.into_iter().map(|t| t.join().ok()).collect();
-    let irqs = seen
-        .first()
-        .and_then(Option::as_ref)
-        .map(|b| b.interrupts_per_s.clone())
-        .unwrap_or_default();
-    let mut rates = Vec::new(); // (cpu, interrupts/s, pre-emptions/s)
-    for (i, &cpu) in cpus.iter().enumerate() {
-        let Some(rate) = irqs.get(i).copied().flatten() else {
-            return check(
-                name,
-                Status::Info,
-                "cannot read /proc/interrupts".into(),
-                "",
-            );
-        };
-        let pre = seen[i].as_ref().and_then(|b| b.preempted_per_s);
-        rates.push((cpu, rate, pre));
-    }
+    let mut seen: Vec<Option<Busy>> = threads.into_iter().map(|t| t.join().ok()).collect();
+    let Some(irqs) = seen
+        .first_mut()
+        .and_then(Option::as_mut)
+        .and_then(|b| b.interrupts_per_s.take())
+    else {
+        return check(
+            name,
+            Status::Info,
+            "cannot read /proc/interrupts".into(),
+            "",
+        );
+    };
+    // (cpu, interrupts/s, pre-emptions/s)
+    let rates: Vec<(usize, f64, Option<f64>)> = cpus
+        .iter()
+        .zip(irqs)
+        .zip(&seen)
+        .map(|((&cpu, irq), busy)| (cpu, irq, busy.as_ref().and_then(|b| b.preempted_per_s)))
+        .collect();
     let worst = rates.iter().map(|r| r.1).fold(0.0f64, f64::max);
     let detail = noise_detail(&rates);
     if worst > NOISY_IRQS_PER_S {
@@ -453,9 +448,11 @@ fn interruptions() -> Check {
             name,
             Status::Warn,
             detail,
-            "a CPU takes more than 1000 interrupts a second: find the source in \
-             /proc/interrupts and keep it off the CPUs of spinning subscribers (`irqaffinity=`, \
-             /proc/irq/*/smp_affinity)",
+            &format!(
+                "a CPU takes more than {NOISY_IRQS_PER_S:.0} interrupts a second: find the \
+                 source in /proc/interrupts and keep it off the CPUs of spinning subscribers \
+                 (`irqaffinity=`, /proc/irq/*/smp_affinity)"
+            ),
         )
     } else {
         check(
