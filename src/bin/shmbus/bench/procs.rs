@@ -125,23 +125,25 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
     let reports = children.collect(now_ns() + ns(RUN_GRACE))?;
     drop(ep);
     children.reap()?;
-    let mut outcome = match measured {
+    Ok(match measured {
         Some(pp) => Outcome {
             hist: pp.hist,
             msgs_per_s: pp.round_trips_per_s,
             lost: 0,
             children_pinned: pinned,
-            interrupts_per_s: None,
-            preemptions: None,
+            interrupts_per_s,
+            preemptions,
         },
-        None => merge(reports, pinned),
-    };
-    outcome.interrupts_per_s = interrupts_per_s;
-    outcome.preemptions = preemptions;
-    Ok(outcome)
+        None => Outcome {
+            interrupts_per_s,
+            preemptions,
+            ..merge(reports, pinned)
+        },
+    })
 }
 
-/// Combines the receivers' reports into one outcome.
+/// Combines the receivers' reports into one outcome (without the run's interrupt and
+/// pre-emption counts, which the caller adds).
 fn merge(reports: Vec<Report>, pinned: bool) -> Outcome {
     let mut h = hist::new();
     let (mut count, mut lost) = (0u64, 0u64);
