@@ -121,35 +121,34 @@ pub(crate) fn repair(stamp_word: &AtomicU64, seen: u64, seq: u64) -> bool {
 }
 
 /// Copies `src` into the payload words with relaxed atomic stores. `words` must hold at least
-/// `src.len()` bytes (the caller checked the length against the slot's capacity).
+/// `src.len()` bytes (the caller checked the length against the slot's capacity); panics if not.
 #[inline]
 pub(crate) fn store_payload(words: &[AtomicU64], src: &[u8]) {
-    let mut chunks = src.chunks_exact(8);
-    for (w, c) in words.iter().zip(&mut chunks) {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        w.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+    // Whole words first, over two slices of one length: one bounds check, and a loop the
+    // compiler unrolls (zipping `words` with `chunks_exact` kept two exits per word).
+    let (chunks, rest) = src.as_chunks::<8>();
+    let (full, tail) = words.split_at(chunks.len());
+    for (w, c) in full.iter().zip(chunks) {
+        w.store(u64::from_ne_bytes(*c), Ordering::Relaxed);
     }
-    let rest = chunks.remainder();
     if !rest.is_empty() {
         let mut b = [0u8; 8];
         b[..rest.len()].copy_from_slice(rest);
-        words[src.len() / 8].store(u64::from_ne_bytes(b), Ordering::Relaxed);
+        tail[0].store(u64::from_ne_bytes(b), Ordering::Relaxed);
     }
 }
 
-/// Copies `dst.len()` bytes out of the payload words with relaxed atomic loads. The bytes are
-/// meaningless until the caller validates the stamp.
+/// Copies `dst.len()` bytes out of the payload words with relaxed atomic loads (panics if
+/// `words` hold fewer). The bytes are meaningless until the caller validates the stamp.
 #[inline]
 pub(crate) fn load_payload(words: &[AtomicU64], dst: &mut [u8]) {
-    let len = dst.len();
-    let mut chunks = dst.chunks_exact_mut(8);
-    for (w, c) in words.iter().zip(&mut chunks) {
-        c.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
+    let (chunks, rest) = dst.as_chunks_mut::<8>();
+    let (full, tail) = words.split_at(chunks.len());
+    for (w, c) in full.iter().zip(chunks) {
+        *c = w.load(Ordering::Relaxed).to_ne_bytes();
     }
-    let rest = chunks.into_remainder();
     if !rest.is_empty() {
-        let b = words[len / 8].load(Ordering::Relaxed).to_ne_bytes();
+        let b = tail[0].load(Ordering::Relaxed).to_ne_bytes();
         let n = rest.len();
         rest.copy_from_slice(&b[..n]);
     }

@@ -274,21 +274,21 @@ fn wait_stamp(stamp: &AtomicU64, want: u64, deadline_ns: u64) -> Option<u64> {
 
 /// Copies `src` into `words` with relaxed 8-byte atomic stores (a short tail padded with zeros).
 /// The same word copy as the crate's `seqlock::store_payload`, kept separate on purpose: the
-/// reference must not move when shmbus's code changes (and that module is private).
+/// reference must not move when shmbus's code changes (and that module is private). Whole words
+/// go over two slices of one length, which the compiler unrolls; a reference slower than it need
+/// be would flatter shmbus.
 #[inline]
 fn store_words(words: &[AtomicU64], src: &[u8]) {
-    let mut chunks = src.chunks_exact(8);
-    for (w, c) in words.iter().zip(&mut chunks) {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
+    let (chunks, rest) = src.as_chunks::<8>();
+    let (full, tail) = words.split_at(chunks.len());
+    for (w, c) in full.iter().zip(chunks) {
         // SYNC: Relaxed: ordered by the fence before and the Release stamp store after.
-        w.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+        w.store(u64::from_ne_bytes(*c), Ordering::Relaxed);
     }
-    let rest = chunks.remainder();
     if !rest.is_empty() {
         let mut b = [0u8; 8];
         b[..rest.len()].copy_from_slice(rest);
-        words[src.len() / 8].store(u64::from_ne_bytes(b), Ordering::Relaxed);
+        tail[0].store(u64::from_ne_bytes(b), Ordering::Relaxed);
     }
 }
 
@@ -296,15 +296,14 @@ fn store_words(words: &[AtomicU64], src: &[u8]) {
 /// caller has re-checked the stamp.
 #[inline]
 fn load_words(words: &[AtomicU64], dst: &mut [u8]) {
-    let len = dst.len();
-    let mut chunks = dst.chunks_exact_mut(8);
-    for (w, c) in words.iter().zip(&mut chunks) {
+    let (chunks, rest) = dst.as_chunks_mut::<8>();
+    let (full, tail) = words.split_at(chunks.len());
+    for (w, c) in full.iter().zip(chunks) {
         // SYNC: Relaxed: ordered by the Acquire stamp load before and the fence after.
-        c.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
+        *c = w.load(Ordering::Relaxed).to_ne_bytes();
     }
-    let rest = chunks.into_remainder();
     if !rest.is_empty() {
-        let b = words[len / 8].load(Ordering::Relaxed).to_ne_bytes();
+        let b = tail[0].load(Ordering::Relaxed).to_ne_bytes();
         let n = rest.len();
         rest.copy_from_slice(&b[..n]);
     }
