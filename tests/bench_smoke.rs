@@ -256,6 +256,76 @@ fn slots_option_sizes_the_rings() {
     }
 }
 
+/// Options that leave no configuration are an error that says so, not an empty table.
+#[test]
+fn options_that_select_nothing_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shmbus"))
+        .args([
+            "bench",
+            "--quick",
+            "--only",
+            "stream",
+            "--transport",
+            "futex",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("nothing to run"), "{err}");
+}
+
+/// On one CPU, two busy-waiting processes would take turns a time slice apart: the benchmark
+/// skips those runs, says so, and runs the sleeping ones.
+#[test]
+fn one_cpu_runs_only_sleeping_processes() {
+    let Ok(taskset) = which("taskset") else {
+        println!("skipped: no taskset on this machine to confine the benchmark to one CPU");
+        return;
+    };
+    let dir = TempDir(std::env::temp_dir().join(format!("shmbus-1cpu-{}", std::process::id())));
+    fs::create_dir_all(&dir.0).unwrap();
+    let json_path = dir.0.join("b.json");
+    // The first CPU this test may use (a container may not offer CPU 0).
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc/self/status");
+    let cpu: String = allowed
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let mut cmd = Command::new(taskset);
+    cmd.args(["-c", &cpu, env!("CARGO_BIN_EXE_shmbus"), "bench", "--quick"])
+        .args(["--duration", "30ms", "--only", "pingpong"])
+        .args(["--transport", "shmbus,floor,futex", "--json"])
+        .arg(&json_path);
+    let (status, out, _) = run_bench(cmd, &dir.0);
+    assert!(status.success(), "bench failed ({status}):\n{out}");
+    assert!(
+        out.contains("1 CPU cannot host two busy-waiting processes"),
+        "{out}"
+    );
+    let doc = json::parse(&fs::read_to_string(&json_path).unwrap()).expect("valid JSON");
+    let runs = doc.get("runs").and_then(json::Value::as_array).unwrap();
+    let kinds: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| (r.str("transport"), r.str("mode")))
+        .collect();
+    assert_eq!(kinds, [("shmbus", "park"), ("futex", "park")], "{out}");
+}
+
+/// The path of `program` on `PATH`.
+fn which(program: &str) -> Result<PathBuf, ()> {
+    let path = std::env::var_os("PATH").ok_or(())?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
+
 /// One benchmark at a time: each busy-spins on both CPUs of a 2-core machine.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 

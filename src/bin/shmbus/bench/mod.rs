@@ -93,6 +93,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let stale = stale::sweep();
     let dir = RunDir::create()?;
     let c_echo = prepare_c_echo(&mut plan, &mut notes, &dir.0);
+    if plan.is_empty() {
+        let mut why = String::from(
+            "nothing to run: no configuration matches these options (--only, --transport, --mode)",
+        );
+        for n in &notes {
+            why.push_str("\nnote: ");
+            why.push_str(n);
+        }
+        return Err(why.into());
+    }
     output::print_header(&machine, &plan, &settings, &notes);
     match stale {
         0 => {}

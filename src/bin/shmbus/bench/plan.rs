@@ -153,6 +153,12 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Whether a process in this mode keeps its CPU busy while it waits (all of `spin`, the
+    /// first `--spin` of `spin-then-park`).
+    pub fn busy_waits(self) -> bool {
+        matches!(self, Self::Spin | Self::SpinThenPark)
+    }
+
     /// The name used in the table and in the JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -272,7 +278,7 @@ pub struct PlanOptions<'a> {
     pub subscribers: &'a [usize],
     /// Fanout rate.
     pub fanout_rate: u64,
-    /// CPUs the benchmark may use (decides whether busy-spinning fanout is sensible).
+    /// CPUs the benchmark may use (decides which busy-waiting runs are sensible).
     pub cpus: usize,
 }
 
@@ -413,6 +419,20 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
     runs.retain(|r| o.transports.is_empty() || o.transports.contains(&r.transport));
     runs.sort();
     runs.dedup();
+    if o.cpus < 2 {
+        // Two busy-waiting processes on one CPU take turns a scheduler time slice apart: such a
+        // run measures the scheduler (4 ms a hop here), not the transport.
+        let before = runs.len();
+        runs.retain(|r| !r.mode.busy_waits());
+        if runs.len() < before {
+            notes.push(format!(
+                "{} CPU cannot host two busy-waiting processes: {} spin and spin-then-park \
+                 configurations skipped; park and blocking ones run",
+                o.cpus,
+                before - runs.len()
+            ));
+        }
+    }
     (runs, notes)
 }
 
@@ -481,6 +501,39 @@ mod tests {
                 .all(|r| r.mode == Mode::Park && r.scenario == Scenario::Fanout)
         );
         assert_eq!(notes.len(), 2);
+    }
+
+    #[test]
+    fn one_cpu_runs_no_busy_waiting_process() {
+        let o = PlanOptions {
+            only: &[],
+            transports: &[],
+            modes: &[Mode::Spin, Mode::Park, Mode::SpinThenPark],
+            sweep_modes: &[Mode::Spin],
+            payloads: &[8, 64],
+            rates: &[1000],
+            subscribers: &[2],
+            fanout_rate: 10_000,
+            cpus: 1,
+        };
+        let (runs, notes) = build(&o);
+        assert!(runs.iter().all(|r| !r.mode.busy_waits()), "{runs:?}");
+        assert!(runs.iter().any(|r| r.transport == Transport::Futex));
+        assert!(
+            runs.iter()
+                .any(|r| r.transport == Transport::Shmbus && r.mode == Mode::Park)
+        );
+        assert!(!runs.iter().any(|r| r.transport == Transport::Floor));
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("1 CPU cannot host two busy-waiting")),
+            "{notes:?}"
+        );
+        // Two CPUs: every ping-pong mode runs.
+        let (runs, _) = build(&PlanOptions { cpus: 2, ..o });
+        assert!(runs.iter().any(|r| r.transport == Transport::Floor));
+        assert!(runs.iter().any(|r| r.mode == Mode::SpinThenPark));
     }
 
     #[test]
