@@ -275,6 +275,19 @@ fn options_that_select_nothing_are_refused() {
     assert!(err.contains("nothing to run"), "{err}");
 }
 
+/// The same CPU twice in `--cpus` is refused: two pinned processes would share it.
+#[test]
+fn a_cpu_given_twice_is_refused() {
+    let cpu = first_allowed_cpu();
+    let out = Command::new(env!("CARGO_BIN_EXE_shmbus"))
+        .args(["bench", "--quick", "--cpus", &format!("{cpu},{cpu}")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&format!("CPU {cpu} is given twice")), "{err}");
+}
+
 /// On one CPU, two busy-waiting processes would take turns a time slice apart: the benchmark
 /// skips those runs, says so, and runs the sleeping ones.
 #[test]
@@ -286,17 +299,7 @@ fn one_cpu_runs_only_sleeping_processes() {
     let dir = TempDir(std::env::temp_dir().join(format!("shmbus-1cpu-{}", std::process::id())));
     fs::create_dir_all(&dir.0).unwrap();
     let json_path = dir.0.join("b.json");
-    // The first CPU this test may use (a container may not offer CPU 0).
-    let status = fs::read_to_string("/proc/self/status").unwrap();
-    let allowed = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .expect("Cpus_allowed_list in /proc/self/status");
-    let cpu: String = allowed
-        .trim()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let cpu = first_allowed_cpu();
     let mut cmd = Command::new(taskset);
     cmd.args(["-c", &cpu, env!("CARGO_BIN_EXE_shmbus"), "bench", "--quick"])
         .args(["--duration", "30ms", "--only", "pingpong"])
@@ -315,6 +318,20 @@ fn one_cpu_runs_only_sleeping_processes() {
         .map(|r| (r.str("transport"), r.str("mode")))
         .collect();
     assert_eq!(kinds, [("shmbus", "park"), ("futex", "park")], "{out}");
+}
+
+/// The first CPU this process may use (a container may not offer CPU 0).
+fn first_allowed_cpu() -> String {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc/self/status");
+    allowed
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect()
 }
 
 /// The path of `program` on `PATH`.

@@ -54,8 +54,8 @@ pub struct BenchArgs {
     /// unless given].
     #[arg(long, value_delimiter = ',', value_enum)]
     pub mode: Vec<Mode>,
-    /// CPUs to pin to: the initiator/publisher's first, then the other processes' [default: the
-    /// first two this process may use].
+    /// Distinct CPUs to pin to: the initiator/publisher's first, then the other processes'
+    /// [default: the first two this process may use].
     #[arg(long, value_delimiter = ',')]
     pub cpus: Option<Vec<usize>>,
     /// Run only these scenarios (repeatable or comma list).

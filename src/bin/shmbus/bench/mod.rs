@@ -179,6 +179,14 @@ fn choose_cpus(requested: Option<&[usize]>) -> Result<Vec<usize>> {
             if let Some(c) = cpus.iter().find(|c| !allowed.contains(c)) {
                 return Err(format!("--cpus: CPU {c} is not available to this process").into());
             }
+            // Two processes pinned to one CPU take turns a time slice apart (4 ms a hop).
+            let repeated = (1..cpus.len()).find(|&i| cpus[..i].contains(&cpus[i]));
+            if let Some(c) = repeated.map(|i| cpus[i]) {
+                return Err(format!(
+                    "--cpus: CPU {c} is given twice; each process needs a CPU of its own"
+                )
+                .into());
+            }
             Ok(cpus.to_vec())
         }
         None => Ok(allowed.into_iter().take(2).collect()),
