@@ -6,9 +6,10 @@
  * `gap_ns` (busy, reading the clock) before it answers. Prints the median and p90 of half the
  * round trip, minus half the gap.
  *
- * docs/benchmarks.md ("Where the ring's cost comes from") quotes its output. Build and run:
- *   cc -O2 -pthread benches/c/line_age.c -o /tmp/line_age
- *   /tmp/line_age [slots=1] [gap_ns=0] [round_trips=500000] [cpu_a cpu_b]
+ * docs/benchmarks.md quotes its output ("Reproduced without shmbus, and with time between
+ * messages"). Build and run:
+ *   cc -O2 -pthread benches/c/line_age.c -o line_age
+ *   ./line_age [slots=1] [gap_ns=0] [round_trips=500000] [cpu_a cpu_b]
  * The CPUs default to the first two this process may use. Two busy-spinning threads: give it two
  * otherwise idle CPUs (with fewer than two it says so and does nothing). A watchdog ends it after
  * 60 s.
