@@ -119,8 +119,27 @@ fn single_thread(c: &mut Criterion) {
     });
 }
 
-/// Round trip between two threads, both busy-spinning (needs two free cores to mean much).
+/// The first two CPUs this process may use.
+fn two_cpus() -> Option<(usize, usize)> {
+    let set = rustix::thread::sched_getaffinity(None).ok()?;
+    let mut cpus = (0..rustix::thread::CpuSet::MAX_CPU).filter(|&c| set.is_set(c));
+    Some((cpus.next()?, cpus.next()?))
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin(cpu: usize) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set).expect("pin to an allowed CPU");
+}
+
+/// Round trip between two threads, both busy-spinning, each pinned to a CPU of its own (needs
+/// two free cores to mean much; skipped with fewer than two).
 fn two_threads(c: &mut Criterion) {
+    let Some((cpu_a, cpu_b)) = two_cpus() else {
+        println!("two-thread ping-pong skipped: needs two CPUs");
+        return;
+    };
     let (bus, _g) = bus("threads");
     let cfg = SubscriberConfig {
         wait: WaitStrategy::Spin,
@@ -131,6 +150,7 @@ fn two_threads(c: &mut Criterion) {
     let mut echo_sub = bus.topic("ping").unwrap().subscriber_with(&cfg).unwrap();
     let mut echo_pub = bus.topic("pong").unwrap().publisher().unwrap();
     let echo = std::thread::spawn(move || {
+        pin(cpu_b);
         let mut buf = [0u8; 64];
         loop {
             match echo_sub.recv_timeout(&mut buf, Duration::from_secs(5)) {
@@ -143,6 +163,9 @@ fn two_threads(c: &mut Criterion) {
             }
         }
     });
+    // Criterion's own thread: pinned for this bench, set free again after it.
+    let before = rustix::thread::sched_getaffinity(None).expect("own CPU set");
+    pin(cpu_a);
     let msg = [1u8; 64];
     let mut buf = [0u8; 64];
     c.bench_function("two-thread ping-pong 64 B (round trip)", |b| {
@@ -157,6 +180,7 @@ fn two_threads(c: &mut Criterion) {
     });
     ping.publish(&[]).unwrap();
     echo.join().unwrap();
+    rustix::thread::sched_setaffinity(None, &before).expect("restore the CPU set");
 }
 
 criterion_group! {
