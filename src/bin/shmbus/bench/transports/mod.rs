@@ -141,7 +141,10 @@ pub const DEFAULT_SLOTS: (usize, usize) = (64, 16384);
 /// 64..16384, a power of two (16384 at 64 B, a 2 MiB ring). The size matters for streaming: at
 /// 4096 slots (512 KiB, inside one core's L2) the publisher laps a busy-spinning subscriber
 /// closely and both fight over the same lines (64 B stream about 22 M msgs/s on our test machine);
-/// from 16384 slots on, about 50 M (docs/benchmarks.md). Ping-pong does not care.
+/// from 16384 slots on, about 50 M (docs/benchmarks.md). Busy-spin ping-pong prefers few slots
+/// (a line handed over again soon is cheaper: 2 slots reach the floor's p50, 16384 are about 1.3x
+/// on our test machine, benches/c/line_age.c), but a ring sized for one round trip would lose
+/// messages in any burst; the default serves streaming and says so.
 pub fn default_slots(payload: usize) -> usize {
     (RING_BYTES / payload.max(1))
         .clamp(DEFAULT_SLOTS.0, DEFAULT_SLOTS.1)
