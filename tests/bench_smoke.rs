@@ -13,8 +13,8 @@ use json::Members;
 /// Longest the benchmark may run before the test kills it.
 const WATCHDOG: Duration = Duration::from_secs(120);
 
-const TRANSPORTS: [&str; 8] = [
-    "shmbus", "c", "floor", "ring", "futex", "pipe", "unix", "tcp",
+const TRANSPORTS: [&str; 9] = [
+    "shmbus", "c", "floor", "ring", "ring2", "futex", "pipe", "unix", "tcp",
 ];
 const SCENARIOS: [&str; 4] = ["pingpong", "open-loop", "stream", "fanout"];
 const MODES: [&str; 4] = ["spin", "park", "spin-then-park", "blocking"];
@@ -196,8 +196,19 @@ fn quick_bench_writes_complete_reports() {
             }),
         "ring runs other than 64 B spin ping-pong and stream"
     );
+    // ring2: the same ring with 2 slots, 64 B spin ping-pong only, whatever --slots says.
+    assert!(
+        runs.iter()
+            .filter(|r| r.str("transport") == "ring2")
+            .all(|r| r.str("scenario") == "pingpong"
+                && r.str("mode") == "spin"
+                && r.num("payload_bytes") == 64.0
+                && r.num("slots") == 2.0),
+        "ring2 runs other than 64 B spin ping-pong with 2 slots"
+    );
     for line in [
         "ratio 64B ring/spin to floor (median of per-repeat ratios): p50 ",
+        "ratio 64B ring2/spin to floor (median of per-repeat ratios): p50 ",
         "ratio 64B shmbus/spin to ring (median of per-repeat ratios): p50 ",
         "stream 64B ring/spin: ",
     ] {
@@ -402,8 +413,9 @@ fn check_run(r: &json::Value) {
         _ => assert_eq!(r.get("path"), Some(&json::Value::Null), "{r:?}"),
     }
     // `slots` is the ring size of the transports that have rings (the default: 4 MiB / payload,
-    // 64 to 16384), null on the others.
+    // 64 to 16384; always 2 for ring2), null on the others.
     match r.str("transport") {
+        "ring2" => assert_eq!(r.num("slots"), 2.0, "{r:?}"),
         "shmbus" | "c" | "ring" => {
             let want = (4usize << 20) / r.num("payload_bytes") as usize;
             let want = want.clamp(64, 16384).next_power_of_two();

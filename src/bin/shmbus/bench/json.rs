@@ -12,11 +12,12 @@
 //! ```
 //! One run object per scenario × transport × mode × payload × subscribers × repeat (and rate).
 //! `transport` is one of `shmbus`, `c` (shmbus with a C echo), `floor`, `ring` (the minimal
-//! seqlock ring), `futex`, `pipe`, `unix`, `tcp`, `iceoryx2` (with feature `bench-iceoryx2`),
-//! `aeron` (with feature `bench-aeron`);
+//! seqlock ring), `ring2` (the same with 2 slots), `futex`, `pipe`, `unix`, `tcp`, `iceoryx2`
+//! (with feature `bench-iceoryx2`), `aeron` (with feature `bench-aeron`);
 //! `path` is `"copy"` or `"borrow"` for `shmbus` and `null` for every other transport.
 //! `slots` is the ring size of the transports that have a ring (`shmbus`, `c`, `ring`,
-//! `iceoryx2`: `--slots`, or 4 MiB / payload clamped to 64..16384) and `null` for the others
+//! `iceoryx2`: `--slots`, or 4 MiB / payload clamped to 64..16384; `ring2`: 2) and `null` for
+//! the others
 //! (added in schema 1 without a version bump: readers of the earlier output ignore it).
 //! `smt_siblings` is `null` when unknown; `msgs_per_s` is round trips per second for ping-pong
 //! and messages delivered per second (summed over subscribers) otherwise.
@@ -25,7 +26,7 @@ use std::fmt::Write as _;
 
 use super::machine::Machine;
 use super::report::RunRecord;
-use super::transports::ring_slots;
+use super::transports::transport_slots;
 
 /// Renders the whole report.
 pub fn render(machine: &Machine, runs: &[RunRecord], slots: Option<usize>) -> String {
@@ -58,11 +59,7 @@ fn machine_object(m: &Machine) -> String {
 /// One `runs` element.
 fn run_object(r: &RunRecord, slots: Option<usize>) -> String {
     let s = &r.summary;
-    let ring_slots = r
-        .spec
-        .transport
-        .has_slots()
-        .then(|| ring_slots(r.spec.payload, slots));
+    let ring_slots = transport_slots(r.spec.transport, r.spec.payload, slots);
     format!(
         "{{\"scenario\": {}, \"transport\": {}, \"mode\": {}, \"path\": {}, \
          \"payload_bytes\": {}, \"slots\": {}, \"subscribers\": {}, \"rate_per_s\": {}, \"repeat\": {}, \

@@ -63,7 +63,8 @@ stream:             receive time - send time (mostly queueing), one message in 6
 path (shmbus):      copy = lossy topic, publish + recv_timeout copy all N bytes in and out;
                     borrow = lossless topic, loan + recv_borrow_timeout, header written/read in place
 c:                  shmbus ping-pong whose echo is a C program on libshmbus.a (copy path)
-ring:               minimal seqlock ring (stamp + payload per slot, shmbus's geometry): what any ring bus pays";
+ring:               minimal seqlock ring (stamp + payload per slot, shmbus's geometry): what any ring bus pays
+ring2:              the same ring with 2 slots (whatever --slots says): the cost of cycling through lines";
 
 /// The legend line of the iceoryx2 transport (only in builds that have it).
 #[cfg(feature = "bench-iceoryx2")]

@@ -65,6 +65,10 @@ pub enum Transport {
     Floor,
     /// Minimal seqlock ring: the part of shmbus's cost any ring-buffer bus pays (reference).
     Ring,
+    /// The same minimal ring with 2 slots per direction (64 B ping-pong only): the ring's
+    /// protocol without cycling through lines, so `ring` against `ring2` in one run shows what
+    /// cycling through the slots costs on this machine.
+    Ring2,
     /// A raw cross-process futex ping-pong: the floor of sleeping and waking.
     Futex,
     /// A pair of named pipes (FIFOs; the same kernel pipe as `pipe(2)`).
@@ -85,6 +89,7 @@ impl Transport {
             Self::C => "c",
             Self::Floor => "floor",
             Self::Ring => "ring",
+            Self::Ring2 => "ring2",
             Self::Futex => "futex",
             Self::Pipe => "pipe",
             Self::Unix => "unix",
@@ -92,10 +97,13 @@ impl Transport {
         }
     }
 
-    /// Whether messages go through a ring of slots whose count `--slots` sets (shmbus and its C
-    /// echo, the `ring` reference, iceoryx2's subscriber buffer).
+    /// Whether messages go through a ring of slots (shmbus and its C echo, the `ring` references,
+    /// iceoryx2's subscriber buffer); `--slots` sets their count, but for `ring2`'s.
     pub fn has_slots(self) -> bool {
-        matches!(self, Self::Shmbus | Self::C | Self::Ring | Self::Iceoryx2)
+        matches!(
+            self,
+            Self::Shmbus | Self::C | Self::Ring | Self::Ring2 | Self::Iceoryx2
+        )
     }
 
     /// Whether this binary can measure iceoryx2 (built with the feature `bench-iceoryx2`).
@@ -322,6 +330,13 @@ pub fn build(o: &PlanOptions<'_>) -> (Vec<RunSpec>, Vec<String>) {
             BASE_PAYLOAD,
             None,
             Transport::Ring,
+            Mode::Spin,
+        ));
+        runs.push(single(
+            Scenario::Pingpong,
+            BASE_PAYLOAD,
+            None,
+            Transport::Ring2,
             Mode::Spin,
         ));
         push_all(&mut runs, o.modes, |t, m| {

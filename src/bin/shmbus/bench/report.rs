@@ -247,6 +247,7 @@ pub fn ratios(rows: &[Row]) -> String {
     for ((t, m), (rt, rm), tail) in [
         (spin, floor, true),
         (ring, floor, false),
+        ((Transport::Ring2, Mode::Spin), floor, false),
         (spin, ring, true),
         (park, (Transport::Futex, Mode::Park), true),
         (spin, (Transport::Iceoryx2, Mode::Spin), true),

@@ -119,10 +119,27 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Slots per ring of the transports that have one (shmbus, `ring`, iceoryx2's subscriber
-    /// buffer): `--slots`, or [`default_slots`] for the payload.
+    /// Slots per ring of the transports that have one (shmbus, the `ring` references, iceoryx2's
+    /// subscriber buffer): [`transport_slots`].
     pub fn slots(&self) -> usize {
-        ring_slots(self.payload, self.slots)
+        transport_slots(self.transport, self.payload, self.slots).unwrap_or(0)
+    }
+}
+
+/// Slots of the `ring2` reference's rings, whatever `--slots` says.
+pub const RING2_SLOTS: usize = 2;
+
+/// Slots per ring of `transport` for `payload`-byte messages (`None` for the transports without
+/// a ring): [`RING2_SLOTS`] for `ring2`, else [`ring_slots`].
+pub fn transport_slots(
+    transport: Transport,
+    payload: usize,
+    slots: Option<usize>,
+) -> Option<usize> {
+    match transport {
+        Transport::Ring2 => Some(RING2_SLOTS),
+        t if t.has_slots() => Some(ring_slots(payload, slots)),
+        _ => None,
     }
 }
 
@@ -181,7 +198,7 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
         // The C echo attaches to the same bus and topics as a Rust one.
         Transport::Shmbus | Transport::C => bus::prepare(shape, names),
         Transport::Floor | Transport::Futex => line::prepare(shape, names),
-        Transport::Ring => ring::prepare(shape, names),
+        Transport::Ring | Transport::Ring2 => ring::prepare(shape, names),
         Transport::Pipe | Transport::Unix | Transport::Tcp => stream::prepare(shape, names),
         #[cfg(feature = "bench-iceoryx2")]
         Transport::Iceoryx2 => iox2::prepare(shape, names),
@@ -203,7 +220,7 @@ pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> 
         Transport::Shmbus => bus::open_child(shape, addrs),
         Transport::C => Err("the c transport's echo is the C program, not bench-child".into()),
         Transport::Floor | Transport::Futex => line::open_child(shape, addrs),
-        Transport::Ring => ring::open_child(shape, addrs),
+        Transport::Ring | Transport::Ring2 => ring::open_child(shape, addrs),
         Transport::Pipe | Transport::Unix | Transport::Tcp => stream::open_child(shape, addrs),
         #[cfg(feature = "bench-iceoryx2")]
         Transport::Iceoryx2 => iox2::open_child(shape, addrs),

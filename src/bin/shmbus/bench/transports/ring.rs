@@ -12,7 +12,8 @@
 //! ([`SharedMem`], named like the floor's page, so a killed run's leftovers are swept the same
 //! way). The geometry is that of the benchmark's shmbus topics (`bus.rs`): a slot is
 //! `round_up(32 + payload, 64)` bytes, the stamp (`u64`) at offset 0, the payload from offset
-//! 32, and the ring has [`Shape::slots`] slots (`--slots`; 16384 at 64 B by default). Nothing else is in the slot or the object: no
+//! 32, and the ring has [`Shape::slots`] slots (`--slots`; 16384 at 64 B by default; always 2 for
+//! the `ring2` transport, which is this code in a 2-slot ring). Nothing else is in the slot or the object: no
 //! claim word, no publisher or subscriber records, no wake-up, no liveness.
 //!
 //! The seqlock, as in `src/seqlock.rs`: message `seq` goes to slot `seq & mask`; its stamp is
