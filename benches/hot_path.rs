@@ -5,7 +5,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use shmbus::{Bus, BusConfig, Delivery, RecvError, SubscriberConfig, TopicConfig, WaitStrategy};
+use shmbus::{
+    Bus, BusConfig, Delivery, Publisher, RecvError, Subscriber, SubscriberConfig, TopicConfig,
+    WaitStrategy,
+};
 
 struct Guard(String);
 impl Drop for Guard {
@@ -52,12 +55,14 @@ fn single_thread(c: &mut Criterion) {
     c.bench_function("try_recv, empty", |b| {
         b.iter(|| assert_eq!(sub.try_recv(black_box(&mut buf)), Err(RecvError::Empty)))
     });
-    c.bench_function("publish + try_recv 64 B", |b| {
-        b.iter(|| {
-            publisher.publish(black_box(&msg)).unwrap();
-            sub.try_recv(&mut buf).unwrap()
-        })
-    });
+    publish_and_take(
+        c,
+        "publish + try_recv 64 B",
+        &mut publisher,
+        &mut sub,
+        &msg,
+        &mut buf,
+    );
     // The same on a topic that admits one publisher, as the benchmark's topics do: the claim is
     // a plain load and store instead of a locked add (docs/design.md, section 4).
     let single = bus
@@ -73,19 +78,23 @@ fn single_thread(c: &mut Criterion) {
         .unwrap();
     let mut spub = single.publisher().unwrap();
     let mut ssub = single.subscriber().unwrap();
-    c.bench_function("publish + try_recv 64 B, one-publisher topic", |b| {
-        b.iter(|| {
-            spub.publish(black_box(&msg)).unwrap();
-            ssub.try_recv(&mut buf).unwrap()
-        })
-    });
+    publish_and_take(
+        c,
+        "publish + try_recv 64 B, one-publisher topic",
+        &mut spub,
+        &mut ssub,
+        &msg,
+        &mut buf,
+    );
     let big = vec![1u8; 1024];
-    c.bench_function("publish + try_recv 1 KiB", |b| {
-        b.iter(|| {
-            publisher.publish(black_box(&big)).unwrap();
-            sub.try_recv(&mut buf).unwrap()
-        })
-    });
+    publish_and_take(
+        c,
+        "publish + try_recv 1 KiB",
+        &mut publisher,
+        &mut sub,
+        &big,
+        &mut buf,
+    );
     // A blocking receive that finds its message costs what try_recv costs: no clock read, no
     // call (it was 2x try_recv before the fast path was inlined).
     c.bench_function("publish + recv_timeout 64 B, message ready", |b| {
@@ -115,6 +124,23 @@ fn single_thread(c: &mut Criterion) {
             loan.publish();
             let sample = lsub.recv_borrow_timeout(Duration::from_secs(1)).unwrap();
             black_box(sample[0])
+        })
+    });
+}
+
+/// Times one publish of `msg` and the `try_recv` that takes it back into `buf`.
+fn publish_and_take(
+    c: &mut Criterion,
+    name: &str,
+    publisher: &mut Publisher,
+    sub: &mut Subscriber,
+    msg: &[u8],
+    buf: &mut [u8],
+) {
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            publisher.publish(black_box(msg)).unwrap();
+            sub.try_recv(buf).unwrap()
         })
     });
 }
