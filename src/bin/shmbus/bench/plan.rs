@@ -469,7 +469,7 @@ fn fanout_modes(modes: &[Mode], subs: usize, cpus: usize, notes: &mut Vec<String
     }
     let dropped: Vec<&str> = modes
         .iter()
-        .filter(|&&m| m != Mode::Park)
+        .filter(|m| m.busy_waits())
         .map(|m| m.as_str())
         .collect();
     if !dropped.is_empty() {
