@@ -331,6 +331,43 @@ fn one_cpu_runs_only_sleeping_processes() {
     assert_eq!(kinds, [("shmbus", "park"), ("futex", "park")], "{out}");
 }
 
+/// Under a real-time scheduling policy the benchmark refuses to start, at once and saying why:
+/// its processes and helper threads would starve one another and the machine's other tasks.
+#[test]
+fn a_realtime_policy_is_refused() {
+    let Ok(chrt) = which("chrt") else {
+        println!("skipped: no chrt on this machine to run the benchmark at real-time priority");
+        return;
+    };
+    let permitted = Command::new(&chrt)
+        .args(["-f", "1", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !permitted {
+        println!("skipped: this process may not use a real-time policy (chrt -f 1 failed)");
+        return;
+    }
+    // Options that are refused anyway (one CPU twice): should the policy check ever come after
+    // them, or go, the test fails on the message instead of starting processes at real-time
+    // priority on a CI machine.
+    let cpu = first_allowed_cpu();
+    let started = Instant::now();
+    let out = Command::new(chrt)
+        .args(["-f", "1", env!("CARGO_BIN_EXE_shmbus"), "bench", "--quick"])
+        .args(["--cpus", &format!("{cpu},{cpu}")])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("runs under the real-time policy SCHED_FIFO"),
+        "{err}"
+    );
+    assert!(started.elapsed() < WATCHDOG, "took {:?}", started.elapsed());
+}
+
 /// The first CPU this process may use (a container may not offer CPU 0).
 fn first_allowed_cpu() -> String {
     let status = fs::read_to_string("/proc/self/status").unwrap();

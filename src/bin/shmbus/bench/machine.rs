@@ -174,6 +174,24 @@ pub fn preemptions(pid: u32) -> Option<u64> {
     total
 }
 
+/// The real-time scheduling policy of this process (`SCHED_FIFO`, `SCHED_RR` or
+/// `SCHED_DEADLINE`), or `None` for the normal ones or if `/proc/self/stat` is unreadable.
+pub fn realtime_policy() -> Option<&'static str> {
+    policy_name(&fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// The real-time policy named by field 41 (`policy`) of a `/proc/<pid>/stat` text.
+fn policy_name(stat: &str) -> Option<&'static str> {
+    // Fields 3 onwards follow the command name, which is in parentheses and may hold anything.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    match rest.split_whitespace().nth(41 - 3)? {
+        "1" => Some("SCHED_FIFO"),
+        "2" => Some("SCHED_RR"),
+        "6" => Some("SCHED_DEADLINE"),
+        _ => None,
+    }
+}
+
 /// Involuntary context switches of the calling thread so far (`/proc/thread-self/status`).
 pub fn thread_preemptions() -> Option<u64> {
     parse_preemptions(&fs::read_to_string("/proc/thread-self/status").ok()?)
@@ -206,6 +224,23 @@ mod tests {
         assert_eq!(parse_preemptions("Name:\tx\n"), None);
         // This process is readable and has a count.
         assert!(preemptions(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn realtime_policies_are_read_from_stat() {
+        // 52 fields; the command name may hold spaces and parentheses. Field 41 is the policy.
+        let stat = |policy: u32| {
+            let mut fields: Vec<String> = (3..=52).map(|i| i.to_string()).collect();
+            fields[41 - 3] = policy.to_string();
+            format!("1234 (a (b) c) {}", fields.join(" "))
+        };
+        assert_eq!(policy_name(&stat(0)), None);
+        assert_eq!(policy_name(&stat(1)), Some("SCHED_FIFO"));
+        assert_eq!(policy_name(&stat(2)), Some("SCHED_RR"));
+        assert_eq!(policy_name(&stat(3)), None); // SCHED_BATCH
+        assert_eq!(policy_name(&stat(6)), Some("SCHED_DEADLINE"));
+        assert_eq!(policy_name("1234 (x) S 1"), None);
+        assert_eq!(policy_name(""), None);
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Invalid options, an output that could not be written, an interruption, or failed runs (the
 /// others are still reported).
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if let Some(policy) = machine::realtime_policy() {
+        return Err(realtime_refusal(policy).into());
+    }
     let stop = stop_on_signal();
     let settings = args.settings()?;
     let cpus = choose_cpus(args.cpus.as_deref())?;
@@ -150,6 +153,26 @@ fn build_plan(args: &BenchArgs, settings: &Settings, cpus: usize) -> (Vec<RunSpe
         fanout_rate: args.fanout_rate,
         cpus,
     })
+}
+
+/// Why the benchmark does not run under a real-time scheduling policy (`chrt -f ...`).
+///
+/// Its processes start on the parent's CPU, and each has helper threads there (line readers,
+/// watchdogs) besides the measuring thread. Under the normal policy they share the CPU in time
+/// slices; at one real-time priority, a thread that runs (the parent's measuring loop, or its
+/// child-reaping loop) keeps the others off that CPU until it blocks, and the kernel's real-time
+/// throttling (`sched_rt_runtime_us`) only lends the CPU to normal tasks, not to them. Measured on
+/// our test machine under `chrt -f 1`: a 0.5 s ping-pong ran for minutes, a `--quick` run of
+/// park and pipe ping-pongs overran its deadline, and the machine's other tasks (a shell, a
+/// `timeout` meant to stop it) waited as long. A harness that runs at real-time priority would
+/// need every helper thread on a CPU of its own; this one refuses instead.
+fn realtime_refusal(policy: &str) -> String {
+    format!(
+        "this process runs under the real-time policy {policy}: the benchmark's processes and \
+         their helper threads share CPUs, and at real-time priority they starve one another and \
+         every other task (on our test machine a 0.5 s run stalled for minutes); run it under \
+         the normal policy, without chrt"
+    )
 }
 
 /// Builds the C echo if the plan has `c` runs; if it cannot be built here, drops those runs and
