@@ -215,7 +215,8 @@ pub enum PublishError {
     },
     /// Lossless topic, `try_` form: the ring is full (the slowest subscriber is a ring behind).
     WouldBlock,
-    /// Lossless topic: the ring stayed full for the publisher's whole timeout.
+    /// The publisher's whole timeout passed: on a lossless topic the ring stayed full; on a topic
+    /// with several publisher entries a writer a ring behind, alive, kept holding the slot.
     Timeout,
     /// The type does not fit the slot's size or alignment (typed loans).
     BadType {
@@ -237,7 +238,11 @@ impl fmt::Display for PublishError {
                 f,
                 "the ring is full: a subscriber has not read its oldest message"
             ),
-            Self::Timeout => write!(f, "timed out waiting for a subscriber to make room"),
+            Self::Timeout => write!(
+                f,
+                "timed out waiting for a subscriber to make room (or for another publisher to \
+                 finish with the slot)"
+            ),
             Self::BadType { size, align } => write!(
                 f,
                 "type of size {size} and alignment {align} does not fit a slot payload"

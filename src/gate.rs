@@ -56,7 +56,8 @@ pub(crate) fn claim_lossy_exclusive(claim: &AtomicU64) -> u64 {
     let w = claim.load(Ordering::Relaxed);
     // SYNC: Release, as the Release half of `claim_lossy`'s RMW: a peer that acquires `claim`
     // past our sequence sees our CLAIMING (or later) in our record.
-    claim.store(w + 1, Ordering::Release);
+    // Wrapping: the word is shared memory, and another process may have written anything there.
+    claim.store(w.wrapping_add(1), Ordering::Release);
     seq_of(w)
 }
 
@@ -83,7 +84,8 @@ pub(crate) fn try_claim(
             }
         }
         // SYNC: AcqRel as in `claim_lossy`; fails if a registration bumped the epoch since `w`.
-        match claim.compare_exchange_weak(w, w + 1, Ordering::AcqRel, Ordering::Acquire) {
+        match claim.compare_exchange_weak(w, w.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire)
+        {
             Ok(_) => return Ok(c),
             Err(now) => w = now,
         }

@@ -25,18 +25,22 @@ pub(crate) fn owner_pid(owner: u64) -> u32 {
     (owner >> 32) as u32
 }
 
-/// Whether the owner named by `owner` still runs (0 = no owner = not alive).
+/// Whether the owner named by `owner` still runs (0 = no owner = not alive). Our own pid counts
+/// only with our start time: a record of a dead process whose pid we now have is dead.
 pub(crate) fn owner_alive(owner: u64) -> bool {
     let pid = owner_pid(owner);
     if pid == 0 {
         return false;
     }
-    if pid == sys::current_pid() {
-        return true;
-    }
+    let recorded = owner & 0xffff_ffff;
+    let me = pid == sys::current_pid();
     match sys::stat_of(pid) {
-        None | Some((_, true)) => false,
-        Some((start, false)) => start & 0xffff_ffff == owner & 0xffff_ffff,
+        Some((_, true)) => false, // a zombie
+        // A start time of 0 was unknown when the record was taken (see `my_owner`): for our own
+        // pid, assume it was ours.
+        Some((start, false)) => start & 0xffff_ffff == recorded || (me && recorded == 0),
+        // Unreadable: another process is taken for gone; this one runs (it is asking).
+        None => me,
     }
 }
 
@@ -53,8 +57,8 @@ mod tests {
         assert!(owner_alive(me));
         let pid = owner_pid(me);
         let other = owner_word(pid, (me & 0xffff_ffff) + 1);
-        // Our own pid short-circuits to alive: threads of this process share it.
-        assert!(owner_alive(other));
+        // Our pid with another start time: a process that had our pid before us, long dead.
+        assert!(!owner_alive(other));
         // pid 0x7fff_fff0 does not exist on Linux (pid_max ≤ 4 194 304).
         assert!(!owner_alive(owner_word(0x7fff_fff0, 1)));
     }

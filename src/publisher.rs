@@ -20,7 +20,10 @@ pub(crate) const LIVENESS_WINDOW: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublisherConfig {
     /// Lossless topics: how long `publish` and `loan` wait for room in a full ring before they
-    /// return [`PublishError::Timeout`]. Default 1 s. (Lossy topics never wait.)
+    /// return [`PublishError::Timeout`]. Default 1 s. (Lossy topics do not wait for room.) On a
+    /// topic with several publisher entries, also how long they wait for a slot that a writer a
+    /// whole ring behind still holds: normally nanoseconds; a writer that is alive but never
+    /// finishes (a stopped process, a misbehaving one) makes them return `Timeout` then.
     pub timeout: Duration,
     /// Lossless topics: how often a publisher blocked by a full ring checks whether the
     /// subscribers holding it back are still alive, evicting dead ones. Default 100 ms; the first
@@ -161,7 +164,8 @@ impl Publisher {
     ///
     /// # Errors
     /// [`PublishError::TooLarge`] if `msg` is longer than the topic's `payload_size`;
-    /// [`PublishError::Timeout`] (lossless only). Nothing is published on error.
+    /// [`PublishError::Timeout`] (lossless: no room; or see [`PublisherConfig::timeout`]).
+    /// Nothing is published on error.
     #[inline]
     pub fn publish(&mut self, msg: &[u8]) -> Result<u64, PublishError> {
         self.publish_inner(msg, Block::Yes)
@@ -214,7 +218,7 @@ impl Publisher {
     ///
     /// # Errors
     /// [`PublishError::TooLarge`] if `len` exceeds the topic's `payload_size`;
-    /// [`PublishError::Timeout`] (lossless only).
+    /// [`PublishError::Timeout`] (lossless: no room; or see [`PublisherConfig::timeout`]).
     #[inline]
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>, PublishError> {
         self.loan_inner(len, Block::Yes)
@@ -296,7 +300,8 @@ impl Publisher {
             crate::crash_point("publish-after-begin");
             return Ok((seq, true));
         }
-        let mut since: Option<Instant> = None;
+        // (first Busy, last liveness check)
+        let mut busy: Option<(Instant, Instant)> = None;
         loop {
             match seqlock::begin_write(stamp_word, seq) {
                 Begin::Acquired => {
@@ -305,14 +310,24 @@ impl Publisher {
                 }
                 Begin::Superseded => return Ok((seq, false)),
                 Begin::Busy { stamp } => {
-                    // A writer one ring earlier still holds this slot. Wait; past the liveness
-                    // window, repair the slot if that writer is dead.
-                    let start = *since.get_or_insert_with(Instant::now);
-                    if start.elapsed() >= LIVENESS_WINDOW {
+                    // A writer one ring earlier still holds this slot: normally for the few
+                    // nanoseconds it takes to finish. Wait; every liveness window, repair the
+                    // slot if that writer is dead. One that lives and never finishes (stopped,
+                    // or writing records it has no business writing) is given up on after the
+                    // timeout: a publish never hangs.
+                    let now = Instant::now();
+                    let (first, checked) = *busy.get_or_insert((now, now));
+                    if now.duration_since(first) >= self.cfg.timeout {
+                        self.record()
+                            .inflight
+                            .store(INFLIGHT_IDLE, Ordering::Release);
+                        return Err(PublishError::Timeout);
+                    }
+                    if now.duration_since(checked) >= LIVENESS_WINDOW {
                         if let Some((old, _)) = seqlock::decode(stamp) {
                             repair_if_abandoned(&self.ring, old, stamp);
                         }
-                        since = Some(Instant::now());
+                        busy = Some((first, now));
                     }
                     std::thread::yield_now();
                 }

@@ -282,6 +282,14 @@ impl Segment {
             ));
         }
         let expected = plan(total, max_topics).map_err(|e| corrupt("max_topics", e))?;
+        if expected.total_size != total {
+            // `plan` rounds up to whole pages, and so does every creator: a size that is not a
+            // whole number of pages would put the arena's end past the end of the object.
+            return Err(corrupt(
+                "total_size",
+                format!("{total} bytes is not a whole number of pages"),
+            ));
+        }
         let arena_offset = h.arena_offset.load(Ordering::Relaxed);
         if arena_offset != expected.arena_offset {
             return Err(corrupt(

@@ -612,10 +612,18 @@ pub(crate) fn stats(ring: &Ring) -> TopicStats {
         name: ring.name.clone(),
         config: config_of(&ring.geom),
         next_seq,
-        published: h.retired_published.load(Ordering::Relaxed)
-            + publishers.iter().map(|p| p.published).sum::<u64>(),
-        aborted: h.retired_aborted.load(Ordering::Relaxed)
-            + publishers.iter().map(|p| p.aborted).sum::<u64>(),
+        // Wrapping sums: the counters are shared memory, and a hostile process may have written
+        // anything there (a wrong total, never a panic).
+        published: publishers
+            .iter()
+            .fold(h.retired_published.load(Ordering::Relaxed), |a, p| {
+                a.wrapping_add(p.published)
+            }),
+        aborted: publishers
+            .iter()
+            .fold(h.retired_aborted.load(Ordering::Relaxed), |a, p| {
+                a.wrapping_add(p.aborted)
+            }),
         repaired: h.repaired.load(Ordering::Relaxed),
         wakes: h.wakes.load(Ordering::Relaxed),
         sleepers: h.sleepers.load(Ordering::Relaxed),

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{BusName, per_profile};
 use shmbus::{
@@ -565,6 +565,140 @@ fn a_corrupt_topic_entry_is_an_error_not_a_crash() {
     // slot_count (+72) that is not a power of two.
     poke(&name, 256 + 72, &3u32.to_le_bytes());
     assert!(matches!(again.open_topic("t"), Err(TopicError::Corrupt(_))));
+}
+
+/// Reads the `u64` at `offset` of a bus's shared-memory object.
+fn peek_u64(name: &str, offset: u64) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(format!("/dev/shm/shmbus.{name}")).unwrap();
+    let mut b = [0u8; 8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    u64::from_le_bytes(b)
+}
+
+/// Offset of topic entry 0's ring block (its `ring_offset`, at +96 of the entry at 256).
+fn first_ring(name: &str) -> u64 {
+    peek_u64(name, 256 + 96)
+}
+
+/// This process's owner word, as the library records it: pid << 32 | start time (field 22 of
+/// /proc/self/stat) & 0xffff_ffff.
+fn my_owner_word() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    let start: u64 = rest
+        .split_whitespace()
+        .nth(22 - 3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    (u64::from(std::process::id()) << 32) | (start & 0xffff_ffff)
+}
+
+#[test]
+fn a_segment_that_is_not_whole_pages_is_refused() {
+    let name = BusName::new("pages");
+    drop(Bus::create(&name, &BusConfig::default()).unwrap());
+    let path = format!("/dev/shm/shmbus.{}", name.0);
+    let len = std::fs::metadata(&path).unwrap().len();
+    // Eight bytes more, and a header that agrees on every size: the arena would then end past
+    // the object (sizes are rounded up to whole pages).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len + 8)
+        .unwrap();
+    poke(&name, 24, &(len + 8).to_le_bytes()); // total_size
+    let arena_offset = peek_u64(&name, 72);
+    poke(&name, 80, &(len + 4096 - arena_offset).to_le_bytes()); // arena_size, as rounded up
+    let fast = BusConfig {
+        open_timeout: Duration::from_millis(50),
+        ..Default::default()
+    };
+    match Bus::open_with(&name, &fast) {
+        Err(BusError::Corrupt {
+            field: "total_size",
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn hostile_counters_and_claim_word_give_wrong_numbers_not_panics() {
+    let name = BusName::new("counters");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let cfg = TopicConfig {
+        max_publishers: 1,
+        ..small_topic(8, 8)
+    };
+    let topic = bus.topic_with("t", &cfg).unwrap();
+    let mut publisher = topic.publisher().unwrap();
+    publisher.publish(b"a").unwrap();
+    let ring = first_ring(&name);
+    // RingHeader: retired_published at +144, retired_aborted at +152.
+    poke(&name, ring + 144, &u64::MAX.to_le_bytes());
+    poke(&name, ring + 152, &u64::MAX.to_le_bytes());
+    let stats = topic.stats();
+    assert_eq!(stats.published, 0, "u64::MAX + 1 published, wrapped"); // no overflow panic
+    assert_eq!(stats.aborted, u64::MAX);
+    // The claim word (+0) at its largest: the only publisher's claim wraps instead of
+    // overflowing.
+    poke(&name, ring, &u64::MAX.to_le_bytes());
+    publisher.publish(b"b").unwrap();
+    assert!(!bus.stats().is_empty());
+}
+
+/// A slot held by a writer a ring behind that is alive and never finishes: publishing gives
+/// up after the publisher's timeout instead of waiting for ever. A record that names a process
+/// which had our pid before us (another start time) is dead: its slot is repaired.
+#[test]
+fn a_slot_held_for_ever_times_out_and_a_reused_pid_is_dead() {
+    let name = BusName::new("held");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let cfg = TopicConfig {
+        slots: 2,
+        payload_size: 8,
+        max_publishers: 2,
+        max_subscribers: 2,
+        ..Default::default()
+    };
+    let topic = bus.topic_with("t", &cfg).unwrap();
+    let quick = PublisherConfig {
+        timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let mut publisher = topic.publisher_with(&quick).unwrap();
+    assert_eq!(publisher.publish(b"0").unwrap(), 0);
+    assert_eq!(publisher.publish(b"1").unwrap(), 1);
+    let ring = first_ring(&name);
+    // Ring header 384 bytes, 2 publisher and 2 subscriber records of 128, then 64-byte slots.
+    let slot = |i: u64| ring + 384 + 4 * 128 + 64 * i;
+    let other = ring + 384 + 128; // publisher record 1: owner +0, inflight +16
+    let writing = |seq: u64| ((seq + 1) << 2) | 1;
+    // Slot 0 shows sequence 0 being written, and record 1, owned by this very process, holds it.
+    poke(&name, slot(0), &writing(0).to_le_bytes());
+    poke(&name, other + 16, &0u64.to_le_bytes());
+    poke(&name, other, &my_owner_word().to_le_bytes());
+    // In a thread, under a watchdog: the bug this guards against is a publish that never returns.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let result = publisher.publish(b"2");
+        let _ = tx.send((publisher, result, started.elapsed()));
+    });
+    let (mut publisher, result, waited) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("publish still waiting after 30 s on a slot held for ever");
+    assert_eq!(result, Err(PublishError::Timeout));
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    // The same record, but with another start time: a process that had our pid before us.
+    // Publishing (sequence 3 goes to slot 1; 4 to slot 0 again) repairs the slot and goes on.
+    poke(&name, other, &(my_owner_word() ^ 1).to_le_bytes());
+    assert_eq!(publisher.publish(b"3").unwrap(), 3);
+    assert_eq!(publisher.publish(b"4").unwrap(), 4);
+    assert!(topic.stats().repaired >= 1);
 }
 
 #[test]
