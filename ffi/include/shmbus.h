@@ -152,8 +152,9 @@ typedef enum shmbus_result {
    */
   SHMBUS_RESULT_WOULD_BLOCK = 42,
   /**
-   * Lossless topic: the ring stayed full for the publisher's whole timeout
-   * (`shmbus_publisher_config.timeout_ns`). Nothing was published.
+   * The publisher's whole timeout (`shmbus_publisher_config.timeout_ns`) passed: on a
+   * lossless topic the ring stayed full; on a topic with several publisher entries a live
+   * writer a ring behind kept holding the slot. Nothing was published.
    */
   SHMBUS_RESULT_PUBLISH_TIMEOUT = 43,
   /**
@@ -451,8 +452,8 @@ struct shmbus_bus_config shmbus_bus_config_default(void);
 struct shmbus_topic_config shmbus_topic_config_default(void);
 
 /**
- * Creates a new bus named `name` (1..=200 bytes of `[A-Za-z0-9_.-]`; the object is
- * `/dev/shm/shmbus.NAME`). Fails with `SHMBUS_RESULT_ALREADY_EXISTS` if it exists.
+ * Creates a new bus named `name` (1..=200 bytes of `[A-Za-z0-9_.-]`, not starting with `.`;
+ * the object is `/dev/shm/shmbus.NAME`). Fails with `SHMBUS_RESULT_ALREADY_EXISTS` if it exists.
  * On success `*out` is a new handle owned by the caller: free it with `shmbus_bus_free`.
  * The bus itself stays until `shmbus_bus_remove` (or `shmbus rm`).
  *
@@ -802,7 +803,8 @@ enum shmbus_result shmbus_subscriber_capacity(const struct shmbus_subscriber *su
  *
  * # Safety
  * * `subscriber` is NULL or a live handle, used by no other thread during the call.
- * * `buf` is NULL or valid for writes of `buf_len` bytes.
+ * * `buf` is NULL or valid for writes of `buf_len` bytes (NULL with `buf_len` 0 is an empty
+ *   buffer).
  * * `out_info` is NULL or valid for one write; `out_loss` is NULL or valid for one write.
  */
 enum shmbus_result shmbus_subscriber_try_recv(struct shmbus_subscriber *subscriber,

@@ -75,11 +75,19 @@ inline void check(shmbus_result rc) {
   }
 }
 
-/// A duration in ns for the C API (negative → 0).
+/// A duration in ns for the C API: negative → 0, and beyond 2^64 - 1 ns (about 585 years,
+/// e.g. `std::chrono::milliseconds::max()` as "for ever") → `UINT64_MAX`. Counted in long double,
+/// since `duration_cast` to nanoseconds overflows (undefined behaviour) for such durations.
 template <class Rep, class Period>
 std::uint64_t to_ns(std::chrono::duration<Rep, Period> d) {
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-  return ns > 0 ? static_cast<std::uint64_t>(ns) : 0;
+  const long double ns = std::chrono::duration<long double, std::nano>(d).count();
+  if (!(ns > 0)) {
+    return 0;  // negative, zero, or NaN
+  }
+  if (ns >= 18446744073709551615.0L) {
+    return UINT64_MAX;
+  }
+  return static_cast<std::uint64_t>(ns);
 }
 
 /// Throws if a moved-from handle is used.
@@ -102,7 +110,8 @@ class Span {
   constexpr Span(T* data, std::size_t size) noexcept : data_(data), size_(size) {}
   template <std::size_t N>
   constexpr Span(T (&array)[N]) noexcept : data_(array), size_(N) {}
-  /// Any contiguous container with data() and size() (std::vector, std::array, std::string…).
+  /// Any contiguous container with data() and size() of `T`s (std::vector<std::uint8_t>,
+  /// std::array<std::uint8_t, N>…). Text: `as_bytes(std::string_view)`.
   template <class C, class = std::enable_if_t<
                          std::is_convertible_v<detail::data_t<C>, T*> &&
                          !std::is_same_v<std::remove_cv_t<C>, Span>>>

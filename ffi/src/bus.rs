@@ -222,8 +222,8 @@ unsafe fn make_bus(
     })
 }
 
-/// Creates a new bus named `name` (1..=200 bytes of `[A-Za-z0-9_.-]`; the object is
-/// `/dev/shm/shmbus.NAME`). Fails with `SHMBUS_RESULT_ALREADY_EXISTS` if it exists.
+/// Creates a new bus named `name` (1..=200 bytes of `[A-Za-z0-9_.-]`, not starting with `.`;
+/// the object is `/dev/shm/shmbus.NAME`). Fails with `SHMBUS_RESULT_ALREADY_EXISTS` if it exists.
 /// On success `*out` is a new handle owned by the caller: free it with `shmbus_bus_free`.
 /// The bus itself stays until `shmbus_bus_remove` (or `shmbus rm`).
 ///

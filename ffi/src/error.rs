@@ -84,8 +84,9 @@ pub enum shmbus_result {
     /// Lossless topic, `try_` form: the ring is full (the slowest subscriber has not read the
     /// message a whole ring back). Nothing was published; try again later.
     WouldBlock = 42,
-    /// Lossless topic: the ring stayed full for the publisher's whole timeout
-    /// (`shmbus_publisher_config.timeout_ns`). Nothing was published.
+    /// The publisher's whole timeout (`shmbus_publisher_config.timeout_ns`) passed: on a
+    /// lossless topic the ring stayed full; on a topic with several publisher entries a live
+    /// writer a ring behind kept holding the slot. Nothing was published.
     PublishTimeout = 43,
 
     /// No message is available now (`shmbus_subscriber_try_recv`).

@@ -322,13 +322,22 @@ unsafe fn receive(
     how: impl FnOnce(&mut Subscriber, &mut [u8]) -> Result<MessageInfo, RecvError>,
 ) -> shmbus_result {
     ffi_boundary!({
-        check_null!(subscriber, buf, out_info);
+        check_null!(subscriber, out_info);
+        // An empty buffer may be NULL (an empty `std::vector`'s `data()` is): it takes an
+        // empty message, and any other gives `BUFFER_TOO_SMALL`, as a buffer too short does.
+        if buf_len > 0 {
+            check_null!(buf);
+        }
         // SAFETY: `subscriber` is non-NULL (checked), live and used by this thread only
         // (caller's contract).
         let sub = unsafe { idle(subscriber) }?;
-        // SAFETY: `buf` is non-NULL (checked) and valid for writes of `buf_len` bytes
-        // (caller's contract); the core only writes to it.
-        let buf = unsafe { std::slice::from_raw_parts_mut(buf, buf_len) };
+        let buf: &mut [u8] = if buf_len == 0 {
+            &mut []
+        } else {
+            // SAFETY: `buf` is non-NULL (checked) and valid for writes of `buf_len` bytes
+            // (caller's contract); the core only writes to it.
+            unsafe { std::slice::from_raw_parts_mut(buf, buf_len) }
+        };
         match how(sub, buf) {
             Ok(info) => {
                 // SAFETY: `out_info` is non-NULL (checked) and valid for one write.
@@ -352,7 +361,8 @@ unsafe fn receive(
 ///
 /// # Safety
 /// * `subscriber` is NULL or a live handle, used by no other thread during the call.
-/// * `buf` is NULL or valid for writes of `buf_len` bytes.
+/// * `buf` is NULL or valid for writes of `buf_len` bytes (NULL with `buf_len` 0 is an empty
+///   buffer).
 /// * `out_info` is NULL or valid for one write; `out_loss` is NULL or valid for one write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmbus_subscriber_try_recv(

@@ -229,6 +229,17 @@ static void test_null_parameters(void) {
   OK(shmbus_publisher_publish(pub, NULL, 0, NULL));
   OK(shmbus_subscriber_recv_timeout(sub, buf, sizeof buf, RECV_NS, &info, NULL));
   CHECK(info.len == 0);
+  /* An empty buffer may be NULL too (an empty C++ vector's data() is): it takes an empty
+   * message, and a longer one stays unread with BUFFER_TOO_SMALL. */
+  OK(shmbus_publisher_publish(pub, NULL, 0, NULL));
+  OK(shmbus_subscriber_recv_timeout(sub, NULL, 0, RECV_NS, &info, NULL));
+  CHECK(info.len == 0);
+  OK(shmbus_publisher_publish(pub, &byte, 1, NULL));
+  CHECK_RC(shmbus_subscriber_recv_timeout(sub, NULL, 0, RECV_NS, &info, NULL),
+           SHMBUS_RESULT_BUFFER_TOO_SMALL);
+  CHECK_RC(shmbus_subscriber_try_recv(sub, NULL, 0, &info, NULL), SHMBUS_RESULT_BUFFER_TOO_SMALL);
+  OK(shmbus_subscriber_try_recv(sub, buf, sizeof buf, &info, NULL));
+  CHECK(info.len == 1 && buf[0] == 1);
 
   /* free(NULL) is a no-op; last-error with NULL/0 asks for the length. */
   shmbus_bus_free(NULL);

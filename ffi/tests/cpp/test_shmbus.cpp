@@ -101,6 +101,8 @@ static void test_receive_statuses() {
   CHECK(pub.publish("hello") == 0);
   std::array<std::uint8_t, 2> tiny{};
   CHECK_THROWS(sub.try_recv(tiny), SHMBUS_RESULT_BUFFER_TOO_SMALL);
+  std::vector<std::uint8_t> none;  // data() is NULL: still a buffer too small, not a NULL
+  CHECK_THROWS(sub.try_recv(none), SHMBUS_RESULT_BUFFER_TOO_SMALL);
   shmbus::Received r = sub.recv_timeout(buf, 5s);
   CHECK(r && r.info.seq == 0 && r.info.publisher_id == id);
   CHECK(r.info.timestamp_ns == 0);  // publish timestamps are opt-in
@@ -251,6 +253,31 @@ static void test_span() {
   CHECK(sum == 10);
 }
 
+static void test_durations() {
+  using namespace std::chrono;
+  CHECK(shmbus::detail::to_ns(1ms) == 1000000);
+  CHECK(shmbus::detail::to_ns(nanoseconds(1)) == 1);
+  CHECK(shmbus::detail::to_ns(-1s) == 0);
+  CHECK(shmbus::detail::to_ns(duration<double>(0.5)) == 500000000);
+  // "For ever" values overflow nanoseconds: they saturate instead.
+  CHECK(shmbus::detail::to_ns(milliseconds::max()) == UINT64_MAX);
+  CHECK(shmbus::detail::to_ns(hours::max()) == UINT64_MAX);
+  CHECK(shmbus::detail::to_ns(nanoseconds::max()) == 9223372036854775807ULL);
+  CHECK(shmbus::detail::to_ns(milliseconds::min()) == 0);
+  // And they mean no limit, not none: a receive with one still waits (here, for a message
+  // already there) instead of timing out at once.
+  std::string name = bus_name("dur");
+  shmbus::Bus bus = shmbus::Bus::create(name);
+  shmbus::Subscriber sub = bus.subscriber("d");
+  shmbus::Publisher pub =
+      bus.publisher("d", shmbus::PublisherConfig().with_timeout(hours::max()));
+  pub.publish("x");
+  std::vector<std::uint8_t> buf = sub.make_buffer();
+  shmbus::Received r = sub.recv_timeout(buf, milliseconds::max());
+  CHECK(r && shmbus::as_string(r.bytes) == "x");
+  shmbus::Bus::remove(name);
+}
+
 int main() {
   alarm(60);
   struct {
@@ -260,7 +287,8 @@ int main() {
                {"receive_statuses", test_receive_statuses},
                {"loans", test_loans},
                {"lossless", test_lossless},
-               {"span", test_span}};
+               {"span", test_span},
+               {"durations", test_durations}};
   int passed = 0, failed = 0;
   for (auto& t : tests) {
     int before = failures;
