@@ -165,17 +165,21 @@ impl Publisher {
     /// # Errors
     /// [`PublishError::TooLarge`] if `msg` is longer than the topic's `payload_size`;
     /// [`PublishError::Timeout`] (lossless: no room; or see [`PublisherConfig::timeout`]).
-    /// Nothing is published on error.
+    /// Nothing is published on error. (After a `Timeout` on a slot another writer held, the
+    /// sequence number this call had taken is reported to subscribers as lost.)
     #[inline]
     pub fn publish(&mut self, msg: &[u8]) -> Result<u64, PublishError> {
         self.publish_inner(msg, Block::Yes)
     }
 
-    /// Like [`publish`](Self::publish), but never waits: on a full lossless ring it returns
-    /// [`PublishError::WouldBlock`] at once. On a lossy topic it is `publish`.
+    /// Like [`publish`](Self::publish), but never waits for room: on a full lossless ring it
+    /// returns [`PublishError::WouldBlock`] at once. On a lossy topic it is `publish`. (Like
+    /// `publish`, it does wait for a slot that a writer a ring behind still holds, on a topic
+    /// with several publisher entries; see [`PublisherConfig::timeout`].)
     ///
     /// # Errors
-    /// [`PublishError::TooLarge`], [`PublishError::WouldBlock`].
+    /// [`PublishError::TooLarge`], [`PublishError::WouldBlock`], [`PublishError::Timeout`] (a
+    /// held slot).
     #[inline]
     pub fn try_publish(&mut self, msg: &[u8]) -> Result<u64, PublishError> {
         self.publish_inner(msg, Block::No)
@@ -225,10 +229,11 @@ impl Publisher {
     }
 
     /// Like [`loan`](Self::loan), but returns [`PublishError::WouldBlock`] at once when a
-    /// lossless ring is full.
+    /// lossless ring is full (a held slot is waited for, as by [`try_publish`](Self::try_publish)).
     ///
     /// # Errors
-    /// [`PublishError::TooLarge`], [`PublishError::WouldBlock`].
+    /// [`PublishError::TooLarge`], [`PublishError::WouldBlock`], [`PublishError::Timeout`] (a
+    /// held slot).
     #[inline]
     pub fn try_loan(&mut self, len: usize) -> Result<Loan<'_>, PublishError> {
         self.loan_inner(len, Block::No)
@@ -509,6 +514,17 @@ pub(crate) fn any_live_holder(ring: &Ring, seq: u64) -> bool {
 /// REPAIRED. Returns true if this call repaired it.
 pub(crate) fn repair_if_abandoned(ring: &Ring, seq: u64, seen: u64) -> bool {
     if any_live_holder(ring, seq) {
+        return false;
+    }
+    // The slot may still be held, mid-write, by the writer of an older sequence (a loan
+    // outstanding a ring back, which kept the publisher of `seq` waiting until it gave up or
+    // died): those bytes are that writer's, and closing the slot under it would hand them to
+    // the next writer's readers. Only once it is dead or done may the slot be closed for `seq`.
+    if let Some((held, state)) = seqlock::decode(seen)
+        && state == seqlock::WRITING
+        && held != seq
+        && any_live_holder(ring, held)
+    {
         return false;
     }
     let word = &ring.slot(seq).stamp;

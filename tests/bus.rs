@@ -701,6 +701,63 @@ fn a_slot_held_for_ever_times_out_and_a_reused_pid_is_dead() {
     assert!(topic.stats().repaired >= 1);
 }
 
+/// A publisher that gave up on a slot held by a live loan leaves its sequence to be reported
+/// lost, but the loan's slot is not closed under it: the loan's bytes are delivered as the
+/// loan's message and never as anyone else's.
+#[test]
+fn a_sequence_given_up_on_a_live_loan_is_lost_without_touching_the_loan() {
+    let name = BusName::new("loanheld");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let cfg = TopicConfig {
+        slots: 2,
+        payload_size: 8,
+        max_publishers: 2,
+        ..Default::default()
+    };
+    let topic = bus.topic_with("t", &cfg).unwrap();
+    let mut a = topic.publisher().unwrap();
+    let quick = PublisherConfig {
+        timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let mut b = topic.publisher_with(&quick).unwrap();
+    let mut loan = a.loan(8).unwrap(); // sequence 0, slot 0, held
+    loan.as_mut_slice().copy_from_slice(b"AAAAAAAA");
+    assert_eq!(b.publish(b"1").unwrap(), 1);
+    let mut sub = topic.subscriber().unwrap(); // starts at 2
+    // Sequence 2 needs slot 0: B waits for the loan, then gives up (under a watchdog).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = b.publish(b"2");
+        let _ = tx.send((b, result));
+    });
+    let (mut b, result) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("publish hung");
+    assert_eq!(result, Err(PublishError::Timeout));
+    // While the loan lives, sequence 2 is neither delivered nor repaired over the loan.
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        sub.recv_timeout(&mut buf, Duration::from_millis(400)),
+        Err(RecvError::Timeout)
+    );
+    assert_eq!(loan.publish(), 0);
+    // Then the slot is closed for 2 (reported lost), and the topic goes on.
+    assert_eq!(
+        sub.recv_timeout(&mut buf, T),
+        Err(RecvError::Lost {
+            first_seq: 2,
+            count: 1
+        })
+    );
+    assert_eq!(b.publish(b"3").unwrap(), 3);
+    assert_eq!(b.publish(b"4").unwrap(), 4); // slot 0 again
+    for (seq, bytes) in [(3, b"3"), (4, b"4")] {
+        let info = sub.recv_timeout(&mut buf, T).unwrap();
+        assert_eq!((info.seq, &buf[..info.len]), (seq, &bytes[..]));
+    }
+}
+
 #[test]
 fn threads_racing_to_create_get_one_bus_and_one_topic() {
     let name = BusName::new("race");
