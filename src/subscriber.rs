@@ -21,7 +21,10 @@ pub enum StartAt {
     /// At the next message published after the subscriber is created.
     #[default]
     Next,
-    /// At the oldest message still in the ring (up to `slots` messages back).
+    /// At the oldest message still in the ring (up to `slots` messages back). On a lossless
+    /// topic, delivery is guaranteed from the next message on; the older ones are delivered if
+    /// no publisher overwrites them first (else reported as [`RecvError::Lost`]), and borrowing
+    /// one lends a copy.
     Oldest,
 }
 
@@ -99,6 +102,10 @@ pub struct Subscriber {
     empty_polls: u32,
     stuck_since: Option<Instant>,
     scratch: Vec<u8>,
+    /// The sequence our registration made the lossless gate protect (the claim our epoch bump
+    /// read): publishers that had not seen us may still overwrite the older messages that
+    /// `StartAt::Oldest` reads, so those are never lent in place (see `Sample`).
+    guarded_from: u64,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -147,6 +154,7 @@ impl Subscriber {
             empty_polls: 0,
             stuck_since: None,
             scratch: Vec::new(),
+            guarded_from: claim,
         })
     }
 
@@ -488,7 +496,7 @@ impl Subscriber {
     pub fn try_recv_borrow(&mut self) -> Result<Sample<'_>, RecvError> {
         self.check_lossless()?;
         let info = self.poll_mode(None, false)?;
-        Ok(Sample { sub: self, info })
+        self.lend(info)
     }
 
     /// Lossless topics: waits at most `timeout` for the next message and borrows it in place.
@@ -504,6 +512,27 @@ impl Subscriber {
             other => other?,
         };
         crate::crash_point("subscriber-holding-borrow");
+        self.lend(info)
+    }
+
+    /// Hands out the validated message `info` as a [`Sample`]: in place from our registration
+    /// on; before it (`StartAt::Oldest`), as a validated copy, since a publisher that had not
+    /// seen us yet may overwrite that slot while the sample lives. A copy torn that way is
+    /// reported lost, as on a lossy topic.
+    fn lend(&mut self, info: MessageInfo) -> Result<Sample<'_>, RecvError> {
+        if info.seq >= self.guarded_from {
+            return Ok(Sample { sub: self, info });
+        }
+        let mut copy = std::mem::take(&mut self.scratch);
+        copy.resize(info.len, 0);
+        let ring = &*self.ring;
+        seqlock::load_payload(ring.payload_words(info.seq), &mut copy);
+        let stamp = seqlock::stamp(info.seq, seqlock::COMMITTED);
+        let intact = seqlock::validate(&ring.slot(info.seq).stamp, stamp);
+        self.scratch = copy;
+        if !intact {
+            return Err(self.lose(info.seq, info.seq + 1));
+        }
         Ok(Sample { sub: self, info })
     }
 
@@ -545,6 +574,9 @@ impl std::ops::Deref for Sample<'_> {
 
     #[inline]
     fn deref(&self) -> &[u8] {
+        if self.info.seq < self.sub.guarded_from {
+            return &self.sub.scratch[..self.info.len]; // a copy (`Subscriber::lend`)
+        }
         let ptr = self.sub.ring.payload_ptr(self.info.seq);
         // SAFETY: `info.len <= payload_size` was checked when the message was validated, so the
         // range is inside the slot. On a lossless topic no publisher takes this slot while our

@@ -349,3 +349,54 @@ fn a_publisher_killed_mid_write_is_skipped_on_a_lossless_topic() {
     assert_eq!(sub.recv_timeout(&mut buf, T).unwrap().seq, 1);
     assert_eq!(topic.stats().repaired, 1);
 }
+
+/// A lossless subscriber that starts at the oldest message still in the ring registers after
+/// publishers may have cached how far they can go: messages before its registration are not
+/// held for it. They are delivered if still intact, and a borrowed one is a copy, which a
+/// publisher overwriting its slot cannot change while the sample lives.
+#[test]
+fn an_oldest_start_on_a_lossless_topic_lends_copies_of_the_older_messages() {
+    let name = BusName::new("oldest-lossless");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let topic = bus.topic_with("t", &lossless(4, 8)).unwrap();
+    let mut publisher = topic.publisher().unwrap();
+    for i in 0..6u8 {
+        publisher.publish(&[i; 8]).unwrap(); // no subscriber: nothing holds the ring
+    }
+    let cfg = SubscriberConfig {
+        start: shmbus::StartAt::Oldest,
+        ..Default::default()
+    };
+    let mut sub = topic.subscriber_with(&cfg).unwrap();
+    {
+        let sample = sub.try_recv_borrow().unwrap();
+        assert_eq!((sample.info().seq, &sample[..]), (2, &[2u8; 8][..]));
+        // The publisher's room was computed before the subscriber came: it may take slot 2
+        // again (sequence 6) now. The sample does not change under its holder.
+        let overwrote = publisher.try_publish(&[66; 8]).is_ok();
+        assert_eq!(
+            &sample[..],
+            &[2u8; 8][..],
+            "overwrote the slot: {overwrote}"
+        );
+    }
+    // What follows is delivered intact or reported lost, never torn; from the registration on
+    // (sequence 6), nothing is lost.
+    let mut seen = Vec::new();
+    loop {
+        match sub.try_recv_borrow() {
+            Ok(s) => {
+                let seq = s.info().seq;
+                let want = if seq == 6 { 66 } else { seq as u8 };
+                assert_eq!(&s[..], &[want; 8][..], "sequence {seq}");
+                seen.push(seq);
+            }
+            Err(RecvError::Lost { first_seq, count }) => {
+                assert!(first_seq + count <= 6, "lost {first_seq}+{count}");
+            }
+            Err(RecvError::Empty) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(seen.last(), Some(&6), "{seen:?}");
+}
