@@ -360,7 +360,8 @@ impl Publisher {
         let ring = Arc::clone(&self.ring);
         let h = ring.header();
         let slots = u64::from(ring.geom.slot_count);
-        let mut blocked: Option<(Instant, Instant)> = None; // (deadline, next liveness check)
+        // (deadline, next liveness check); `None` in either: never (a duration too long to add).
+        let mut blocked: Option<(Option<Instant>, Option<Instant>)> = None;
         let mut spins = 0u32;
         loop {
             let c = match gate::try_claim(&h.claim, &mut self.limit, slots, |claim| {
@@ -378,16 +379,16 @@ impl Publisher {
                     if matches!(block, Block::No) {
                         return Err(PublishError::WouldBlock);
                     }
-                    (now + self.cfg.timeout, now)
+                    (now.checked_add(self.cfg.timeout), Some(now))
                 }
             };
-            if now >= next_check {
+            if next_check.is_some_and(|t| now >= t) {
                 evict_dead_subscribers(&ring, c - slots);
-                blocked = Some((deadline, now + self.cfg.liveness_window));
+                blocked = Some((deadline, now.checked_add(self.cfg.liveness_window)));
             } else {
                 blocked = Some((deadline, next_check));
             }
-            if now >= deadline {
+            if deadline.is_some_and(|d| now >= d) {
                 return Err(PublishError::Timeout);
             }
             // Back off: spin briefly, then yield, then nap (the subscriber needs the CPU).

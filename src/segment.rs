@@ -177,10 +177,11 @@ impl Segment {
     /// validates every header field before anything else is touched.
     pub fn open(name: &str, timeout: Duration, populate: bool) -> Result<Segment, BusError> {
         let file = sys::shm_open(name).map_err(|e| map_err(name, e, 0))?;
-        let deadline = Instant::now() + timeout;
+        // `None`: a timeout too long to represent, i.e. none.
+        let deadline = Instant::now().checked_add(timeout);
         let mut pause = Duration::from_micros(50);
         let mut wait = |creator: u32| -> Result<(), BusError> {
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 if creator != 0 && !sys::process_alive(creator, 0) {
                     return Err(BusError::CreatorDied { pid: creator });
                 }

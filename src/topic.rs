@@ -268,7 +268,8 @@ impl<'a> TableLock<'a> {
     fn acquire(seg: &'a Segment, timeout: Duration) -> Result<Self, TopicError> {
         let word = &seg.header().topic_lock;
         let me = crate::sys::current_pid();
-        let deadline = Instant::now() + timeout;
+        // `None`: a timeout too long to represent, i.e. none.
+        let deadline = Instant::now().checked_add(timeout);
         let mut pause = Duration::from_micros(20);
         loop {
             let holder = word.load(Ordering::Relaxed);
@@ -284,7 +285,7 @@ impl<'a> TableLock<'a> {
                 }
                 continue;
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(TopicError::LockTimeout);
             }
             std::thread::sleep(pause);

@@ -876,3 +876,38 @@ fn subscribers_registering_during_a_single_publisher_stream_start_cleanly() {
     });
     assert!(subscribers > 0);
 }
+
+/// Timeouts too long to add to the clock mean no limit, not a panic.
+#[test]
+fn huge_timeouts_mean_no_limit() {
+    let name = BusName::new("huge");
+    drop(Bus::create(&name, &BusConfig::default()).unwrap());
+    let forever = BusConfig {
+        open_timeout: Duration::MAX,
+        ..Default::default()
+    };
+    let bus = Bus::open_with(&name, &forever).unwrap();
+    let cfg = TopicConfig {
+        delivery: shmbus::Delivery::Lossless,
+        ..small_topic(2, 8)
+    };
+    let topic = bus.topic_with("t", &cfg).unwrap(); // takes the table lock
+    let mut sub = topic.subscriber().unwrap();
+    let patient = PublisherConfig {
+        timeout: Duration::MAX,
+        liveness_window: Duration::MAX,
+        ..Default::default()
+    };
+    let mut publisher = topic.publisher_with(&patient).unwrap();
+    publisher.publish(b"0").unwrap();
+    publisher.publish(b"1").unwrap();
+    // The ring is full: the next publish waits for the subscriber, which reads in a while.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            let mut buf = [0u8; 8];
+            sub.recv_timeout(&mut buf, T).unwrap();
+        });
+        assert_eq!(publisher.publish(b"2").unwrap(), 2);
+    });
+}
