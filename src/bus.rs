@@ -125,9 +125,10 @@ impl Bus {
     /// Opens an existing bus with the default configuration's timeout (2 s) and prefaulting.
     ///
     /// # Errors
-    /// [`BusError::NotFound`], [`BusError::VersionMismatch`], [`BusError::LayoutMismatch`],
-    /// [`BusError::Corrupt`], [`BusError::CreatorDied`], [`BusError::NotInitialized`],
-    /// [`BusError::PermissionDenied`], [`BusError::Io`].
+    /// [`BusError::NotFound`], [`BusError::InvalidName`], [`BusError::VersionMismatch`],
+    /// [`BusError::LayoutMismatch`], [`BusError::Corrupt`], [`BusError::CreatorDied`],
+    /// [`BusError::NotInitialized`], [`BusError::PermissionDenied`], [`BusError::OutOfSpace`]
+    /// (the mapping), [`BusError::Io`].
     pub fn open(name: &str) -> Result<Bus, BusError> {
         Self::open_with(name, &BusConfig::default())
     }
@@ -222,7 +223,8 @@ impl Bus {
     /// existing topic is opened with whatever geometry it has.
     ///
     /// # Errors
-    /// [`TopicError::InvalidName`], [`TopicError::TableFull`], [`TopicError::ArenaFull`],
+    /// [`TopicError::InvalidName`], [`TopicError::InvalidConfig`] (the bus's default topic
+    /// geometry, when the topic is created), [`TopicError::TableFull`], [`TopicError::ArenaFull`],
     /// [`TopicError::LockTimeout`], [`TopicError::Corrupt`].
     pub fn topic(&self, name: &str) -> Result<Topic, TopicError> {
         let ring =
@@ -236,8 +238,8 @@ impl Bus {
     /// geometry must equal `cfg`'s.
     ///
     /// # Errors
-    /// [`TopicError::GeometryMismatch`], [`TopicError::InvalidConfig`], and those of
-    /// [`Bus::topic`].
+    /// [`TopicError::GeometryMismatch`], [`TopicError::DeliveryMismatch`],
+    /// [`TopicError::InvalidConfig`], and those of [`Bus::topic`].
     pub fn topic_with(&self, name: &str, cfg: &TopicConfig) -> Result<Topic, TopicError> {
         let ring = topic::open_or_create(&self.seg, name, cfg, true, self.timeout)?;
         Ok(Topic {

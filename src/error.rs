@@ -43,7 +43,8 @@ pub enum BusError {
         /// The dead creator's pid.
         pid: u32,
     },
-    /// The creator is alive but did not finish initialising within the open timeout.
+    /// The bus did not become ready within the open timeout, and its creator is not known to be
+    /// dead: it is alive, or it died before recording its pid (the first steps of creating).
     NotInitialized,
     /// The shared-memory object exists but this process may not open it.
     PermissionDenied(String),
@@ -273,7 +274,10 @@ pub enum RecvError {
     /// Borrowing in place needs a lossless topic.
     NotLossless,
     /// The caller's buffer is smaller than the next message. Nothing was consumed: call again
-    /// with a buffer of at least `needed` bytes (at most the topic's `payload_size`).
+    /// with a buffer of at least `needed` bytes (at most the topic's `payload_size`). (The typed
+    /// receives also use it for a message whose length is not the type's size:
+    /// [`Subscriber::recv_value_timeout`](crate::Subscriber::recv_value_timeout) has then
+    /// consumed the message, [`Sample::read_value`](crate::Sample::read_value) has not.)
     BufferTooSmall {
         /// The message length.
         needed: usize,

@@ -209,7 +209,8 @@ pub struct SlotHeader {
     pub len: AtomicU32,
     /// Publisher id of the writer: `record index | generation << 8`.
     pub publisher: AtomicU32,
-    /// CLOCK_MONOTONIC nanoseconds when the message was committed (loan: when it was claimed).
+    /// CLOCK_MONOTONIC nanoseconds read just before the message was committed (by copy or by
+    /// loan), if its publisher stamps messages; 0 otherwise.
     pub timestamp_ns: AtomicU64,
     _reserved: AtomicU64,
 }
@@ -258,9 +259,10 @@ mod asserts {
     const _: () = assert!(offset_of!(SlotHeader, timestamp_ns) == 16);
 }
 
-/// A hash of every shared struct's size and alignment and of the key constants, stored in the
-/// header: an opener built from a different layout is refused even if someone forgot to bump
-/// [`LAYOUT_VERSION`]. FNV-1a, computed at compile time.
+/// A hash of every shared struct's size, of [`SegmentHeader`]'s alignment and of the key
+/// constants, stored in the header: an opener built with different struct sizes is refused even
+/// if someone forgot to bump [`LAYOUT_VERSION`]. Field offsets are not in it: a change that only
+/// moves fields needs the version bump. FNV-1a, computed at compile time.
 pub const fn fingerprint() -> u64 {
     #[cfg(not(loom))]
     let parts: [u64; 12] = [

@@ -8,15 +8,19 @@
 //! * A **topic** is a broadcast ring of fixed-size slots inside the bus, created on first use.
 //!   Every subscriber sees every message, in one total order shared by all publishers of the
 //!   topic, in any process.
-//! * Delivery is **lossy**: publishers never wait for subscribers. A subscriber that falls more
-//!   than a ring behind is told exactly which messages it lost ([`RecvError::Lost`]); delivered +
-//!   lost = published, for every subscriber.
+//! * Delivery is **lossy** by default: publishers never wait for subscribers, and a subscriber
+//!   that falls more than a ring behind is told exactly which messages it lost
+//!   ([`RecvError::Lost`]); delivered + lost = published, for every subscriber. A **lossless**
+//!   topic ([`Delivery::Lossless`]) makes publishers wait (with a timeout) for the slowest live
+//!   subscriber instead, and lends messages in place.
 //! * A receive never returns a torn message: payloads are copied with atomic loads and validated
 //!   against the slot's seqlock stamp.
 //! * Any process may die at any instruction. A publisher that dies holding a slot delays the
-//!   topic by at most the liveness window (100 ms) before a peer closes the slot (reported as
-//!   lost). See `docs/design.md`, "Failure model".
-//! * Publishing takes no lock and makes no system call unless a subscriber is asleep.
+//!   topic by about the liveness window (100 ms; two windows for a parked subscriber, longer for
+//!   one polling with `try_recv`, which checks every 4096 empty polls) before a peer closes the
+//!   slot (reported as lost). See `docs/design.md`, "Failure model".
+//! * Publishing takes no lock and makes no system call unless a subscriber is asleep (or, on a
+//!   lossless topic, the ring is full).
 //!
 //! # Quick start
 //! ```

@@ -57,9 +57,11 @@ enum Block {
 /// Publishes messages on one topic.
 ///
 /// Any number of publishers, in any processes, may share a topic: each `publish` takes the next
-/// sequence number with one atomic add, so every subscriber sees one total order. Publishing
-/// never waits for subscribers (lossy delivery); it waits only in the rare case that the slot it
-/// claimed is still being written by a publisher a whole ring earlier.
+/// sequence number from one shared counter (an atomic add on a lossy topic, a compare-and-swap
+/// under the gate on a lossless one, a plain store for a topic's only publisher), so every
+/// subscriber sees one total order. On a lossy topic publishing never waits for subscribers; it
+/// waits only in the rare case that the slot it claimed is still being written by a publisher a
+/// whole ring earlier. On a lossless topic it waits for room (see [`PublisherConfig::timeout`]).
 ///
 /// `Publisher` is `Send` (it may move to another thread) but not `Sync`: its methods take
 /// `&mut self`, one thread at a time. Make one publisher per thread.

@@ -69,9 +69,10 @@ pub struct MessageInfo {
 
 /// Receives every message of one topic, in order.
 ///
-/// A subscriber has its own cursor. If it falls more than the ring's `slots` messages behind, the
-/// oldest messages are overwritten and the next receive returns [`RecvError::Lost`] with their
-/// exact range; the following one continues with the oldest message still available. Payloads
+/// A subscriber has its own cursor. On a lossy topic, if it falls more than the ring's `slots`
+/// messages behind, the oldest messages are overwritten and the next receive returns
+/// [`RecvError::Lost`] with their exact range; the following one continues with the oldest
+/// message still available. On a lossless topic publishers wait for it instead. Payloads
 /// are copied out with atomic loads and validated against the slot's seqlock, so a receive never
 /// returns a torn or overwritten message.
 ///
