@@ -489,4 +489,21 @@ fn usage_errors_exit_2_and_failures_exit_1() {
         shmbus::Bus::open(&name).is_err(),
         "the bus should not exist"
     );
+    // A mode that would lock the owner out of its own bus.
+    let (code, _, e) = run(&dog, &["create", &name, "--mode", "444"]);
+    assert_eq!(code, 2, "{e}");
+    assert!(e.contains("the owner needs read and write"), "{e}");
+    // --slots alone on an existing topic compares the slots only, not the default payload.
+    ok(&dog, &["create", &name, "--topic", "t:8:64"]);
+    // Non-ASCII in --hex is "not hex", not a panic (exit 101).
+    let (code, _, e) = run(&dog, &["pub", &name, "t", "--hex", "a\u{e9}b"]);
+    assert_eq!(code, 1, "{e}");
+    assert_one_line_error(&e, "only hex digits");
+    ok(&dog, &["pub", &name, "t", "--slots", "8", "x"]);
+    let (code, _, e) = run(&dog, &["pub", &name, "t", "--slots", "16", "x"]);
+    assert_eq!(code, 1, "{e}");
+    assert_one_line_error(
+        &e,
+        "exists with 8 slots of 64 bytes, not the 16 slots asked for",
+    );
 }

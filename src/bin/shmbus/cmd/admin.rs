@@ -313,6 +313,13 @@ fn collect_one(r: &BusReport, args: &GcArgs) -> (Action, String) {
                 Some((Unreadable::Incompatible(_), _)) => format!(
                     "incompatible: {text}; if nothing uses it, remove it with `shmbus rm {name}`"
                 ),
+                // `shmbus rm` takes valid bus names only (it validates what it unlinks).
+                Some((Unreadable::BadName, _)) => {
+                    format!(
+                        "unreadable: {text}; not a name shmbus creates: if it is not yours to \
+                         keep, delete /dev/shm/shmbus.{name} by hand"
+                    )
+                }
                 _ => format!("unreadable: {text}; if nothing uses it, `shmbus rm {name}`"),
             };
             (Action::Skipped, why)
@@ -384,6 +391,9 @@ pub fn run_gc(args: &GcArgs) -> CliResult {
     let mut results = Vec::new();
     for name in &names {
         let report = BusReport::inspect(name, &maps);
+        if report.gone {
+            continue; // removed since the listing, by someone else
+        }
         let (action, why) = collect_one(&report, args);
         results.push((name.clone(), report.size(), action, why));
     }

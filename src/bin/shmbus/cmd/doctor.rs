@@ -533,7 +533,11 @@ fn buses() -> Check {
     let mut stale = 0;
     let mut unreadable = 0;
     for n in &names {
-        match super::procs::BusReport::inspect(n, &maps).state() {
+        let report = super::procs::BusReport::inspect(n, &maps);
+        if report.gone {
+            continue; // removed since the listing
+        }
+        match report.state() {
             super::procs::State::Stale => stale += 1,
             super::procs::State::Unreadable(_) => unreadable += 1,
             super::procs::State::Ok => {}

@@ -24,7 +24,11 @@ pub fn run(args: &LsArgs) -> CliResult {
     let names = shmbus::Bus::list()
         .map_err(|e| super::CliError::new(format!("cannot list /dev/shm: {e}")))?;
     let maps = scan_mappings();
-    let reports: Vec<BusReport> = names.iter().map(|n| BusReport::inspect(n, &maps)).collect();
+    let reports: Vec<BusReport> = names
+        .iter()
+        .map(|n| BusReport::inspect(n, &maps))
+        .filter(|r| !r.gone) // removed since the listing
+        .collect();
     if args.json {
         out_json(&Value::Array(
             reports.iter().map(BusReport::to_json).collect(),

@@ -275,11 +275,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// Parses an octal permission mode such as `600`, `0640` or `0o660`.
+/// Parses an octal permission mode such as `600`, `0640` or `0o660`. The owner must keep read
+/// and write: every use of a bus (publishing, subscribing, even reading its header) writes to
+/// it, so a mode without them (`444`, `000`) would make a bus its own creator cannot use.
 pub fn parse_mode(s: &str) -> Result<u32, String> {
     let t = s.trim();
     let digits = t.strip_prefix("0o").unwrap_or(t);
     match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 && m & 0o600 != 0o600 => Err(format!(
+            "mode {s}: the owner needs read and write (6 in the first digit), or nobody but root \
+             can use the bus"
+        )),
         Ok(m) if m <= 0o777 => Ok(m),
         _ => Err(format!(
             "{s:?} is not an octal permission mode (e.g. 600, 0660)"
@@ -508,6 +514,9 @@ mod tests {
         assert_eq!(parse_mode("600"), Ok(0o600));
         assert_eq!(parse_mode("0o660"), Ok(0o660));
         assert!(parse_mode("800").is_err());
+        assert!(parse_mode("444").is_err()); // the owner could not use its own bus
+        assert!(parse_mode("000").is_err());
+        assert_eq!(parse_mode("0640"), Ok(0o640));
         assert!(parse_mode("7777").is_err());
     }
 

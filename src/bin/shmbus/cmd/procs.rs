@@ -44,6 +44,9 @@ pub enum Unreadable {
     /// creator died mid-creation, or the object is not a shmbus bus at all (the library checks
     /// the state word before the magic number, so it cannot tell these apart).
     CreatorDied(u32),
+    /// A `shmbus.*` object whose name shmbus would not give a bus (a forbidden character, too
+    /// long, a leading dot): not made by shmbus, and `shmbus rm` does not take such names.
+    BadName,
     /// Anything else (corrupt header, still initialising, I/O error).
     Other(String),
 }
@@ -87,6 +90,8 @@ pub struct BusReport {
     pub procs: Vec<KnownProc>,
     /// Live processes (other than this one) that map the object.
     pub mapped_by: Vec<u32>,
+    /// The object was removed while we looked (listed, then not found): nothing to report.
+    pub gone: bool,
 }
 
 impl BusReport {
@@ -109,6 +114,7 @@ impl BusReport {
             unreadable: None,
             procs: Vec::new(),
             mapped_by,
+            gone: false,
         };
         let cfg = super::tool_config();
         match Bus::open_with(name, &cfg) {
@@ -140,6 +146,7 @@ impl BusReport {
                 report.topics = topics;
                 report.info = Some(info);
             }
+            Err(BusError::NotFound(_)) => report.gone = true,
             Err(e) => {
                 let kind = match &e {
                     BusError::PermissionDenied(_) => Unreadable::PermissionDenied,
@@ -147,6 +154,7 @@ impl BusReport {
                         Unreadable::Incompatible(e.to_string())
                     }
                     BusError::CreatorDied { pid } => Unreadable::CreatorDied(*pid),
+                    BusError::InvalidName(_) => Unreadable::BadName,
                     _ => Unreadable::Other(e.to_string()),
                 };
                 let mut text = e.to_string();

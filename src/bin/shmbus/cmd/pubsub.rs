@@ -81,16 +81,47 @@ impl Endpoint {
         let topic = if self.no_create_topic {
             bus.open_topic(&self.topic).map_err(not_found)?
         } else if self.slots.is_some() || self.payload_size.is_some() {
-            // Explicit geometry: create with it, or check that the existing topic has it.
-            let mut tc = TopicConfig::default();
-            if let Some(s) = self.slots {
-                tc.slots = s;
+            // Explicit geometry: check what was given against an existing topic (only that: the
+            // other field's default was not asked for), or create the topic with it.
+            let payload = self
+                .payload_size
+                .map(|p| {
+                    u32::try_from(p)
+                        .map_err(|_| CliError::new(format!("--payload-size {p} is too large")))
+                })
+                .transpose()?;
+            match bus.open_topic(&self.topic) {
+                Ok(t) => {
+                    let c = t.config();
+                    let slots_differ = self.slots.is_some_and(|s| s != c.slots);
+                    if slots_differ || payload.is_some_and(|p| p != c.payload_size) {
+                        return fail(format!(
+                            "topic {:?} exists with {} slots of {} bytes, not the {} asked for",
+                            self.topic,
+                            c.slots,
+                            c.payload_size,
+                            match (self.slots, payload) {
+                                (Some(s), Some(p)) => format!("{s} slots of {p} bytes"),
+                                (Some(s), None) => format!("{s} slots"),
+                                (None, Some(p)) => format!("{p}-byte payload"),
+                                (None, None) => unreachable!("one of them was given"),
+                            }
+                        ));
+                    }
+                    t
+                }
+                Err(shmbus::TopicError::NotFound(_)) => {
+                    let mut tc = TopicConfig::default();
+                    if let Some(s) = self.slots {
+                        tc.slots = s;
+                    }
+                    if let Some(p) = payload {
+                        tc.payload_size = p;
+                    }
+                    bus.topic_with(&self.topic, &tc)?
+                }
+                Err(e) => return Err(e.into()),
             }
-            if let Some(p) = self.payload_size {
-                tc.payload_size = u32::try_from(p)
-                    .map_err(|_| CliError::new(format!("--payload-size {p} is too large")))?;
-            }
-            bus.topic_with(&self.topic, &tc)?
         } else {
             bus.topic(&self.topic)?
         };
@@ -146,7 +177,14 @@ impl Pacer {
     /// Waits for the next slot; false if interrupted meanwhile.
     fn wait(&mut self) -> bool {
         if self.rate > 0.0 {
-            let due = self.start + Duration::from_secs_f64(self.n as f64 / self.rate);
+            let due = Duration::try_from_secs_f64(self.n as f64 / self.rate)
+                .ok()
+                .and_then(|d| self.start.checked_add(d));
+            let Some(due) = due else {
+                // Further away than the clock counts (a tiny --rate): only a signal ends this.
+                while super::sleep_interruptible(Duration::from_secs(3600)) {}
+                return false;
+            };
             let now = Instant::now();
             if due > now && !super::sleep_interruptible(due - now) {
                 return false;
@@ -160,6 +198,10 @@ impl Pacer {
 fn parse_hex(s: &str) -> Result<Vec<u8>, CliError> {
     let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     let t = t.strip_prefix("0x").unwrap_or(&t);
+    if !t.is_ascii() {
+        // Checked first: the pairs below are byte ranges of the string.
+        return fail("--hex MESSAGE: only hex digits (and spaces) are allowed");
+    }
     if !t.len().is_multiple_of(2) {
         return fail("--hex MESSAGE must have an even number of hex digits");
     }
