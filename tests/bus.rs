@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use common::{BusName, per_profile};
 use shmbus::{
-    Bus, BusConfig, BusError, PublishError, PublisherConfig, RecvError, StartAt, SubscriberConfig,
-    TopicConfig, TopicError, WaitStrategy,
+    Bus, BusConfig, BusError, PublishError, Publisher, PublisherConfig, RecvError, StartAt,
+    SubscriberConfig, TopicConfig, TopicError, WaitStrategy,
 };
 
 const T: Duration = Duration::from_secs(5);
@@ -650,6 +650,22 @@ fn hostile_counters_and_claim_word_give_wrong_numbers_not_panics() {
     assert!(!bus.stats().is_empty());
 }
 
+/// Publishes `msg` in a thread under a 30 s watchdog (what these tests guard against is a
+/// publish that never returns); gives the publisher back with the result and the time it took.
+fn publish_under_watchdog(
+    mut publisher: Publisher,
+    msg: &'static [u8],
+) -> (Publisher, Result<u64, PublishError>, Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let result = publisher.publish(msg);
+        let _ = tx.send((publisher, result, started.elapsed()));
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("publish still waiting after 30 s")
+}
+
 /// A slot held by a writer a ring behind that is alive and never finishes: publishing gives
 /// up after the publisher's timeout instead of waiting for ever. A record that names a process
 /// which had our pid before us (another start time) is dead: its slot is repaired.
@@ -681,16 +697,7 @@ fn a_slot_held_for_ever_times_out_and_a_reused_pid_is_dead() {
     poke(&name, slot(0), &writing(0).to_le_bytes());
     poke(&name, other + 16, &0u64.to_le_bytes());
     poke(&name, other, &my_owner_word().to_le_bytes());
-    // In a thread, under a watchdog: the bug this guards against is a publish that never returns.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let started = Instant::now();
-        let result = publisher.publish(b"2");
-        let _ = tx.send((publisher, result, started.elapsed()));
-    });
-    let (mut publisher, result, waited) = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("publish still waiting after 30 s on a slot held for ever");
+    let (mut publisher, result, waited) = publish_under_watchdog(publisher, b"2");
     assert_eq!(result, Err(PublishError::Timeout));
     assert!(waited >= Duration::from_millis(300), "{waited:?}");
     // The same record, but with another start time: a process that had our pid before us.
@@ -725,15 +732,8 @@ fn a_sequence_given_up_on_a_live_loan_is_lost_without_touching_the_loan() {
     loan.as_mut_slice().copy_from_slice(b"AAAAAAAA");
     assert_eq!(b.publish(b"1").unwrap(), 1);
     let mut sub = topic.subscriber().unwrap(); // starts at 2
-    // Sequence 2 needs slot 0: B waits for the loan, then gives up (under a watchdog).
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let result = b.publish(b"2");
-        let _ = tx.send((b, result));
-    });
-    let (mut b, result) = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("publish hung");
+    // Sequence 2 needs slot 0: B waits for the loan, then gives up.
+    let (mut b, result, _) = publish_under_watchdog(b, b"2");
     assert_eq!(result, Err(PublishError::Timeout));
     // While the loan lives, sequence 2 is neither delivered nor repaired over the loan.
     let mut buf = [0u8; 8];
