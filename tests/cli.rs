@@ -339,6 +339,13 @@ fn create_ls_info_pub_sub_gc_rm() {
     assert_eq!(frames.len(), 2, "{o}");
     assert!(frames[0]["topics"][0].get("published_per_s").is_none());
     assert_eq!(frames[1]["topics"][0]["published_per_s"], 0.0);
+    // The text frames into a pipe: one after the other, no screen-control escape codes.
+    let o = ok(
+        &dog,
+        &["info", &live, "t/x", "--watch", "100ms", "--count", "2"],
+    );
+    assert!(!o.contains('\x1b'), "{o:?}");
+    assert_eq!(o.matches("Ctrl-C to quit").count(), 2, "{o}");
 
     // hz measures a paced publisher.
     let hz = spawn(&dog, &["hz", &live, "t/x", "--count", "5", "--json"]);

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -380,6 +381,13 @@ pub fn run(args: &InfoArgs) -> CliResult {
     super::install_interrupt_handler();
     let mut prev: Option<Snapshot> = None;
     let mut shown = 0u64;
+    // On a terminal each frame replaces the last; into a file or a pipe, frames follow one
+    // another, separated by a blank line, without escape codes.
+    let clear = if std::io::stdout().is_terminal() {
+        "\x1b[H\x1b[2J"
+    } else {
+        ""
+    };
     loop {
         let s = snapshot(&bus, args.topic.as_deref())?;
         let r = prev.as_ref().map(|p| rates(p, &s));
@@ -395,7 +403,12 @@ pub fn run(args: &InfoArgs) -> CliResult {
                 args.bus,
                 human_duration(interval)
             );
-            out(&format!("\x1b[H\x1b[2J{header}{}", render(&s, r.as_ref())))?;
+            let gap = if clear.is_empty() && shown > 0 {
+                "\n"
+            } else {
+                ""
+            };
+            out(&format!("{clear}{gap}{header}{}", render(&s, r.as_ref())))?;
         }
         shown += 1;
         prev = Some(s);
