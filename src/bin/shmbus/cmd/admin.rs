@@ -405,7 +405,9 @@ pub fn run_gc(args: &GcArgs) -> CliResult {
             })
             .collect();
         for n in &missing {
-            v.push(json!({"name": n, "action": "not_found", "reason": "no such bus"}));
+            v.push(
+                json!({"name": n, "size": null, "action": "not_found", "reason": "no such bus"}),
+            );
         }
         out_json(&Value::Array(v))?;
     } else {
