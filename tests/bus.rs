@@ -851,7 +851,14 @@ fn subscribers_registering_during_a_single_publisher_stream_start_cleanly() {
             done.store(true, Ordering::Release);
         });
         let mut buf = [0u8; 16];
+        // One bound for the whole run: a receive that times out because the publisher was
+        // stalled (a loaded machine, a sanitizer) looks again, until the publisher is done.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while !done.load(Ordering::Acquire) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "publisher not done after 60 s"
+            );
             let mut sub = topic.subscriber().unwrap();
             subscribers += 1;
             let start = sub.next_seq();
@@ -869,6 +876,7 @@ fn subscribers_registering_during_a_single_publisher_stream_start_cleanly() {
                     }
                     Err(RecvError::Lost { .. }) => {} // overrun by the fast publisher: lossy
                     Err(RecvError::Timeout) if done.load(Ordering::Acquire) => break,
+                    Err(RecvError::Timeout) => {} // the publisher stalled: look again
                     Err(e) => panic!("subscriber {subscribers}: {e}"),
                 }
             }
@@ -901,13 +909,17 @@ fn huge_timeouts_mean_no_limit() {
     let mut publisher = topic.publisher_with(&patient).unwrap();
     publisher.publish(b"0").unwrap();
     publisher.publish(b"1").unwrap();
-    // The ring is full: the next publish waits for the subscriber, which reads in a while.
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(50));
-            let mut buf = [0u8; 8];
-            sub.recv_timeout(&mut buf, T).unwrap();
-        });
-        assert_eq!(publisher.publish(b"2").unwrap(), 2);
+    // The ring is full: the next publish waits for the subscriber, which reads once the
+    // publish has begun waiting (as backpressure shows), under a watchdog either way.
+    let reader = std::thread::spawn(move || {
+        let start = Instant::now();
+        while topic.stats().backpressure == 0 && start.elapsed() < T {
+            std::thread::sleep(Duration::from_millis(1)); // polls a condition, does not spin
+        }
+        let mut buf = [0u8; 8];
+        sub.recv_timeout(&mut buf, T).unwrap();
     });
+    let (_, result, _) = publish_under_watchdog(publisher, b"2");
+    assert_eq!(result, Ok(2));
+    reader.join().unwrap();
 }

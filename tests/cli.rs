@@ -2,7 +2,7 @@
 //! pub piped into sub across processes, hz, info --watch, gc (refusing a live bus, removing a
 //! dead one), rm, doctor, and usage errors.
 //!
-//! Every child runs under a timeout and a watchdog that kills it after 60 s; readiness is
+//! Every child runs under a timeout and a watchdog that kills it after 300 s; readiness is
 //! observed by polling `shmbus info --json`, never by sleeping a fixed time. Bus names contain
 //! this process's id and are removed at the end whatever happens (drop guards).
 
@@ -18,8 +18,9 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_shmbus");
 /// Longest any single command may take.
 const STEP: Duration = Duration::from_secs(30);
-/// After this, the watchdog kills every child still running.
-const WATCHDOG: Duration = Duration::from_secs(60);
+/// After this, the watchdog kills every child still running (each step has its own [`STEP`]
+/// bound: this only catches a child that no step waits for).
+const WATCHDOG: Duration = Duration::from_secs(300);
 
 /// Kills every registered child process after [`WATCHDOG`], so that no test can hang forever.
 #[derive(Clone)]
@@ -44,6 +45,12 @@ impl Watchdog {
     fn watch(&self, pid: u32) {
         self.pids.lock().unwrap().push(pid);
     }
+
+    /// Forgets a child that has been reaped: its pid may be reused by another process, which
+    /// the watchdog must never signal.
+    fn forget(&self, pid: u32) {
+        self.pids.lock().unwrap().retain(|&p| p != pid);
+    }
 }
 
 fn kill9(pid: u32) {
@@ -56,6 +63,8 @@ fn kill9(pid: u32) {
 struct Running {
     child: Option<Child>,
     what: String,
+    /// Told when the child is reaped.
+    dog: Watchdog,
 }
 
 impl Running {
@@ -91,10 +100,12 @@ impl Running {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
+                self.dog.forget(child.id());
                 panic!("`{}` did not finish within {STEP:?}", self.what);
             }
             std::thread::sleep(Duration::from_millis(5));
         };
+        self.dog.forget(child.id());
         (status, t_out.join().unwrap(), t_err.join().unwrap())
     }
 
@@ -103,6 +114,7 @@ impl Running {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            self.dog.forget(c.id());
         }
     }
 }
@@ -112,6 +124,7 @@ impl Drop for Running {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            self.dog.forget(c.id());
         }
     }
 }
@@ -140,6 +153,7 @@ fn spawn(dog: &Watchdog, args: &[&str]) -> Running {
     Running {
         child: Some(child),
         what: format!("shmbus {}", args.join(" ")),
+        dog: dog.clone(),
     }
 }
 

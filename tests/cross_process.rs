@@ -12,7 +12,16 @@ use common::{
     wait_for_stderr,
 };
 use shmbus::{
-    Bus, BusConfig, BusError, RecvError, StartAt, SubscriberConfig, TopicConfig, WaitStrategy,
+    Bus, BusConfig, BusError, PublisherConfig, RecvError, StartAt, SubscriberConfig, TopicConfig,
+    WaitStrategy,
+};
+
+/// For publishers that may wait for a slot another publisher holds: a writer that is merely
+/// pre-empted on a loaded machine must not make them give up (the default is 1 s).
+const PATIENT: PublisherConfig = PublisherConfig {
+    timeout: Duration::from_secs(30),
+    liveness_window: Duration::from_millis(100),
+    timestamps: false,
 };
 
 const WATCHDOG: Duration = Duration::from_secs(300);
@@ -145,7 +154,12 @@ fn torn_pattern(tag: u64, i: u64) -> (usize, u64) {
 fn torn_publisher(bus: &Bus) {
     let tag = env_u64("TAG");
     let n = env_u64("N");
-    let mut p = bus.open_topic("t").unwrap().publisher().unwrap();
+    // Two publishers on 8 slots wait for each other's slots all the time.
+    let mut p = bus
+        .open_topic("t")
+        .unwrap()
+        .publisher_with(&PATIENT)
+        .unwrap();
     let mut buf = [0u8; 128];
     for i in 0..n {
         let (len, word) = torn_pattern(tag, i);
@@ -469,7 +483,8 @@ fn a_live_publisher_blocked_on_a_dead_writers_slot_repairs_it() {
         &[],
     );
     kill9(&mut child);
-    let mut p = topic.publisher().unwrap();
+    // Repaired at the first liveness check; a long stall must not turn that into a Timeout.
+    let mut p = topic.publisher_with(&PATIENT).unwrap();
     for i in 1..=3u64 {
         assert_eq!(p.publish(&i.to_le_bytes()).unwrap(), i);
     }
