@@ -114,7 +114,8 @@ pub(crate) fn crash_armed(name: &str) -> bool {
 
 /// Test-only crash points: with the `crash-points` feature, a process whose `SHMBUS_CRASH_AT`
 /// names this point prints `CRASH-POINT <name>` to stderr and stops (sleeps) until it is killed,
-/// so a test can `kill -9` it at exactly that instruction. Compiled to nothing otherwise; with
+/// so a test can `kill -9` it at exactly that instruction (or until its parent thread ends, or
+/// ten minutes pass: a failed test leaves no process behind). Compiled to nothing otherwise; with
 /// the feature, the variable is read once per process (a load per call after that).
 #[inline(always)]
 pub(crate) fn crash_point(_name: &str) {
@@ -126,10 +127,17 @@ pub(crate) fn crash_point(_name: &str) {
             .as_deref()
             == Some(_name)
         {
+            // The test that stopped us here kills us. Should it fail first, we go with the
+            // thread that started us (`PR_SET_PDEATHSIG`), or after ten minutes at most: a
+            // failed test leaves no process behind.
+            let _ = rustix::process::set_parent_process_death_signal(Some(
+                rustix::process::Signal::KILL,
+            ));
             eprintln!("CRASH-POINT {_name}");
-            loop {
+            for _ in 0..600 {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             }
+            std::process::exit(101);
         }
     }
 }
