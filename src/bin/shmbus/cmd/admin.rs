@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use shmbus::{Bus, BusConfig, BusError, Delivery, TopicConfig};
 
 use super::ls::join_pids;
-use super::procs::{BusReport, State, Unreadable, scan_mappings};
+use super::procs::{BusReport, State, Unreadable, inspect_listed, scan_mappings};
 use super::{
     Align, CliError, CliResult, Table, human_age, human_size, out, out_json, parse_duration,
     parse_mode, parse_size,
@@ -389,13 +389,9 @@ pub fn run_gc(args: &GcArgs) -> CliResult {
     };
     let maps = scan_mappings();
     let mut results = Vec::new();
-    for name in &names {
-        let report = BusReport::inspect(name, &maps);
-        if report.gone {
-            continue; // removed since the listing, by someone else
-        }
+    for report in inspect_listed(&names, &maps) {
         let (action, why) = collect_one(&report, args);
-        results.push((name.clone(), report.size(), action, why));
+        results.push((report.name.clone(), report.size(), action, why));
     }
     if args.json {
         let mut v: Vec<Value> = results

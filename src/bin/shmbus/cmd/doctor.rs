@@ -532,11 +532,7 @@ fn buses() -> Check {
     let maps = super::procs::scan_mappings();
     let mut stale = 0;
     let mut unreadable = 0;
-    for n in &names {
-        let report = super::procs::BusReport::inspect(n, &maps);
-        if report.gone {
-            continue; // removed since the listing
-        }
+    for report in super::procs::inspect_listed(&names, &maps) {
         match report.state() {
             super::procs::State::Stale => stale += 1,
             super::procs::State::Unreadable(_) => unreadable += 1,

@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::Value;
 
-use super::procs::{BusReport, State, scan_mappings};
+use super::procs::{BusReport, State, inspect_listed, scan_mappings};
 use super::{Align, CliResult, Table, human_age, human_size, out, out_json};
 
 /// Arguments of `shmbus ls`.
@@ -24,11 +24,7 @@ pub fn run(args: &LsArgs) -> CliResult {
     let names = shmbus::Bus::list()
         .map_err(|e| super::CliError::new(format!("cannot list /dev/shm: {e}")))?;
     let maps = scan_mappings();
-    let reports: Vec<BusReport> = names
-        .iter()
-        .map(|n| BusReport::inspect(n, &maps))
-        .filter(|r| !r.gone) // removed since the listing
-        .collect();
+    let reports: Vec<BusReport> = inspect_listed(&names, &maps).collect();
     if args.json {
         out_json(&Value::Array(
             reports.iter().map(BusReport::to_json).collect(),

@@ -91,7 +91,19 @@ pub struct BusReport {
     /// Live processes (other than this one) that map the object.
     pub mapped_by: Vec<u32>,
     /// The object was removed while we looked (listed, then not found): nothing to report.
-    pub gone: bool,
+    gone: bool,
+}
+
+/// Inspects each bus of a listing (`Bus::list`), leaving out those removed since it was taken:
+/// a bus gone before we looked at it is not unreadable, just no longer there.
+pub fn inspect_listed<'a>(
+    names: &'a [String],
+    maps: &'a HashMap<String, Vec<u32>>,
+) -> impl Iterator<Item = BusReport> + 'a {
+    names
+        .iter()
+        .map(|n| BusReport::inspect(n, maps))
+        .filter(|r| !r.gone)
 }
 
 impl BusReport {
