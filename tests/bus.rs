@@ -666,12 +666,11 @@ fn publish_under_watchdog(
         .expect("publish still waiting after 30 s")
 }
 
-/// A slot held by a writer a ring behind that is alive and never finishes: publishing gives
-/// up after the publisher's timeout instead of waiting for ever. A record that names a process
-/// which had our pid before us (another start time) is dead: its slot is repaired.
-#[test]
-fn a_slot_held_for_ever_times_out_and_a_reused_pid_is_dead() {
-    let name = BusName::new("held");
+/// A topic of 2 slots of 8 bytes for 2 publishers and 2 subscribers, on a bus of its own: a
+/// publisher is a whole ring behind after two messages. (The slot offsets poked below follow
+/// from this geometry.)
+fn two_publisher_topic(tag: &str) -> (BusName, Bus, shmbus::Topic) {
+    let name = BusName::new(tag);
     let bus = Bus::create(&name, &BusConfig::default()).unwrap();
     let cfg = TopicConfig {
         slots: 2,
@@ -681,11 +680,23 @@ fn a_slot_held_for_ever_times_out_and_a_reused_pid_is_dead() {
         ..Default::default()
     };
     let topic = bus.topic_with("t", &cfg).unwrap();
-    let quick = PublisherConfig {
-        timeout: Duration::from_millis(300),
-        ..Default::default()
-    };
-    let mut publisher = topic.publisher_with(&quick).unwrap();
+    (name, bus, topic)
+}
+
+/// A publisher that gives up on a held slot soon.
+const QUICK: PublisherConfig = PublisherConfig {
+    timeout: Duration::from_millis(300),
+    liveness_window: Duration::from_millis(100),
+    timestamps: false,
+};
+
+/// A slot held by a writer a ring behind that is alive and never finishes: publishing gives
+/// up after the publisher's timeout instead of waiting for ever. A record that names a process
+/// which had our pid before us (another start time) is dead: its slot is repaired.
+#[test]
+fn a_slot_held_for_ever_times_out_and_a_reused_pid_is_dead() {
+    let (name, _bus, topic) = two_publisher_topic("held");
+    let mut publisher = topic.publisher_with(&QUICK).unwrap();
     assert_eq!(publisher.publish(b"0").unwrap(), 0);
     assert_eq!(publisher.publish(b"1").unwrap(), 1);
     let ring = first_ring(&name);
@@ -713,21 +724,9 @@ fn a_slot_held_for_ever_times_out_and_a_reused_pid_is_dead() {
 /// loan's message and never as anyone else's.
 #[test]
 fn a_sequence_given_up_on_a_live_loan_is_lost_without_touching_the_loan() {
-    let name = BusName::new("loanheld");
-    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
-    let cfg = TopicConfig {
-        slots: 2,
-        payload_size: 8,
-        max_publishers: 2,
-        ..Default::default()
-    };
-    let topic = bus.topic_with("t", &cfg).unwrap();
+    let (_name, _bus, topic) = two_publisher_topic("loanheld");
     let mut a = topic.publisher().unwrap();
-    let quick = PublisherConfig {
-        timeout: Duration::from_millis(300),
-        ..Default::default()
-    };
-    let mut b = topic.publisher_with(&quick).unwrap();
+    let mut b = topic.publisher_with(&QUICK).unwrap();
     let mut loan = a.loan(8).unwrap(); // sequence 0, slot 0, held
     loan.as_mut_slice().copy_from_slice(b"AAAAAAAA");
     assert_eq!(b.publish(b"1").unwrap(), 1);
