@@ -270,19 +270,16 @@ fn slots_option_sizes_the_rings() {
 /// Options that leave no configuration are an error that says so, not an empty table.
 #[test]
 fn options_that_select_nothing_are_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_shmbus"))
-        .args([
-            "bench",
-            "--quick",
-            "--only",
-            "stream",
-            "--transport",
-            "futex",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmbus"));
+    cmd.args([
+        "bench",
+        "--quick",
+        "--only",
+        "stream",
+        "--transport",
+        "futex",
+    ]);
+    let err = refusal(cmd);
     assert!(err.contains("nothing to run"), "{err}");
 }
 
@@ -290,12 +287,9 @@ fn options_that_select_nothing_are_refused() {
 #[test]
 fn a_cpu_given_twice_is_refused() {
     let cpu = first_allowed_cpu();
-    let out = Command::new(env!("CARGO_BIN_EXE_shmbus"))
-        .args(["bench", "--quick", "--cpus", &format!("{cpu},{cpu}")])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmbus"));
+    cmd.args(["bench", "--quick", "--cpus", &format!("{cpu},{cpu}")]);
+    let err = refusal(cmd);
     assert!(err.contains(&format!("CPU {cpu} is given twice")), "{err}");
 }
 
@@ -353,19 +347,24 @@ fn a_realtime_policy_is_refused() {
     // priority on a CI machine.
     let cpu = first_allowed_cpu();
     let started = Instant::now();
-    let out = Command::new(chrt)
-        .args(["-f", "1", env!("CARGO_BIN_EXE_shmbus"), "bench", "--quick"])
-        .args(["--cpus", &format!("{cpu},{cpu}")])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let mut cmd = Command::new(chrt);
+    cmd.args(["-f", "1", env!("CARGO_BIN_EXE_shmbus"), "bench", "--quick"])
+        .args(["--cpus", &format!("{cpu},{cpu}")]);
+    let err = refusal(cmd);
     assert!(
         err.contains("runs under the real-time policy SCHED_FIFO"),
         "{err}"
     );
     assert!(started.elapsed() < WATCHDOG, "took {:?}", started.elapsed());
+}
+
+/// Runs a `shmbus bench` command that must be refused: checks that it fails and returns its
+/// standard error.
+fn refusal(mut cmd: Command) -> String {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{err}");
+    err
 }
 
 /// The first CPU this process may use (a container may not offer CPU 0).
