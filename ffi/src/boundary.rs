@@ -22,3 +22,45 @@ macro_rules! check_null {
         )+
     };
 }
+
+/// The `len` bytes at `data`, a message passed in. `data` may be NULL only when `len` is 0 (an
+/// empty message); otherwise NULL is `SHMBUS_RESULT_NULL_PARAMETER`, naming `what`.
+///
+/// # Safety
+/// `data` is NULL or valid for reads of `len` bytes for `'a`.
+pub(crate) unsafe fn bytes_arg<'a>(
+    data: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], crate::error::Failure> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if data.is_null() {
+        return Err(crate::error::Failure::null(what));
+    }
+    // SAFETY: non-NULL (checked) and valid for reads of `len` bytes for 'a (caller's contract).
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// The `len` bytes at `data`, a buffer to fill. As [`bytes_arg`]: NULL only when `len` is 0 (an
+/// empty buffer, such as an empty `std::vector`'s `data()`).
+///
+/// # Safety
+/// `data` is NULL or valid for writes of `len` bytes for `'a`, and not read through another
+/// pointer meanwhile.
+pub(crate) unsafe fn bytes_mut_arg<'a>(
+    data: *mut u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a mut [u8], crate::error::Failure> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if data.is_null() {
+        return Err(crate::error::Failure::null(what));
+    }
+    // SAFETY: non-NULL (checked) and valid for writes of `len` bytes for 'a, with no other
+    // access meanwhile (caller's contract).
+    Ok(unsafe { std::slice::from_raw_parts_mut(data, len) })
+}

@@ -219,17 +219,10 @@ unsafe fn publish_with(
 ) -> shmbus_result {
     ffi_boundary!({
         check_null!(publisher);
-        if len > 0 {
-            check_null!(data);
-        }
+        // SAFETY: `data` is NULL or valid for `len` bytes (caller's contract).
+        let msg = unsafe { crate::boundary::bytes_arg(data, len, "data") }?;
         // SAFETY: `publisher` is non-NULL (checked) and a live handle (caller's contract).
         let p = unsafe { idle(publisher) }?;
-        let msg: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: `data` is non-NULL (checked) and valid for `len` bytes (caller's contract).
-            unsafe { std::slice::from_raw_parts(data, len) }
-        };
         let seq = how(p, msg)?;
         if !out_seq.is_null() {
             // SAFETY: `out_seq` is non-NULL and valid for one write (caller's contract).

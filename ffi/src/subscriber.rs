@@ -322,22 +322,16 @@ unsafe fn receive(
     how: impl FnOnce(&mut Subscriber, &mut [u8]) -> Result<MessageInfo, RecvError>,
 ) -> shmbus_result {
     ffi_boundary!({
-        check_null!(subscriber, out_info);
-        // An empty buffer may be NULL (an empty `std::vector`'s `data()` is): it takes an
-        // empty message, and any other gives `BUFFER_TOO_SMALL`, as a buffer too short does.
-        if buf_len > 0 {
-            check_null!(buf);
-        }
+        check_null!(subscriber);
+        // An empty buffer may be NULL: it takes an empty message, and any other gives
+        // `BUFFER_TOO_SMALL`, as a buffer too short does.
+        // SAFETY: `buf` is NULL or valid for writes of `buf_len` bytes (caller's contract); the
+        // core only writes to it.
+        let buf = unsafe { crate::boundary::bytes_mut_arg(buf, buf_len, "buf") }?;
+        check_null!(out_info);
         // SAFETY: `subscriber` is non-NULL (checked), live and used by this thread only
         // (caller's contract).
         let sub = unsafe { idle(subscriber) }?;
-        let buf: &mut [u8] = if buf_len == 0 {
-            &mut []
-        } else {
-            // SAFETY: `buf` is non-NULL (checked) and valid for writes of `buf_len` bytes
-            // (caller's contract); the core only writes to it.
-            unsafe { std::slice::from_raw_parts_mut(buf, buf_len) }
-        };
         match how(sub, buf) {
             Ok(info) => {
                 // SAFETY: `out_info` is non-NULL (checked) and valid for one write.
