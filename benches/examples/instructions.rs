@@ -15,7 +15,7 @@
 //! turn of a busy-waiting receiver), and the same three for `hand_*`: the per-slot seqlock
 //! protocol written out by hand over a 4-slot ring of the same geometry, with no claim word,
 //! records, header fields, wake check or length checks. The difference is shmbus's own code.
-//! Without an argument the loop runs once, which is what `cargo test` does with it.
+//! Without an argument the loop runs once: a quick check that the example still works.
 #![allow(
     clippy::disallowed_types,
     reason = "the hand-written reference uses std atomics directly, as the benchmark's references do"
