@@ -17,7 +17,7 @@ use crate::sync::atomic::{AtomicU32, AtomicU64};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0\x01");
 
 /// Version of this file's layout. Bumped on any change to a shared struct or to the protocol.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// `SegmentHeader::state` once the creator has finished initialising (ASCII "RDY!").
 pub const STATE_READY: u32 = 0x2159_4452;
@@ -77,8 +77,9 @@ pub struct SegmentHeader {
     pub created_at_unix_ns: AtomicU64,
     /// Number of entries in the topic table (1..=4096).
     pub max_topics: AtomicU32,
-    /// Pid of the process creating a topic, 0 when free. Only held to create a topic.
-    pub topic_lock: AtomicU32,
+    /// Unused since layout version 3 (the pid-only topic lock, which a reused pid could hold
+    /// for ever); zero.
+    _reserved_lock: AtomicU32,
     /// Offset of the topic table from the segment start (always 256).
     pub topic_table_offset: AtomicU64,
     /// Offset of the arena from the segment start (multiple of [`LINE`]).
@@ -90,7 +91,10 @@ pub struct SegmentHeader {
     /// Number of READY topics (informational).
     pub topic_count: AtomicU32,
     _reserved0: AtomicU32,
-    _reserved: [AtomicU64; 19],
+    /// The topic-creation lock: the owner word (as in [`PubRecord::owner`]: pid and start time)
+    /// of the process creating a topic, 0 when free. Only held to create a topic.
+    pub topic_lock: AtomicU64,
+    _reserved: [AtomicU64; 18],
 }
 
 /// One entry of the topic table (128 bytes). Written under `SegmentHeader::topic_lock`; `state`
@@ -236,9 +240,10 @@ mod asserts {
     const _: () = assert!(offset_of!(SegmentHeader, creator_pid) == 32);
     const _: () = assert!(offset_of!(SegmentHeader, creator_start_time) == 40);
     const _: () = assert!(offset_of!(SegmentHeader, max_topics) == 56);
-    const _: () = assert!(offset_of!(SegmentHeader, topic_lock) == 60);
+    const _: () = assert!(offset_of!(SegmentHeader, _reserved_lock) == 60);
     const _: () = assert!(offset_of!(SegmentHeader, arena_used) == 88);
     const _: () = assert!(offset_of!(SegmentHeader, topic_count) == 96);
+    const _: () = assert!(offset_of!(SegmentHeader, topic_lock) == 104);
     const _: () = assert!(size_of::<TopicEntry>() == TOPIC_ENTRY_SIZE);
     const _: () = assert!(offset_of!(TopicEntry, name) == 8);
     const _: () = assert!(offset_of!(TopicEntry, slot_count) == 72);

@@ -259,22 +259,24 @@ fn config_of(g: &RingGeometry) -> TopicConfig {
 }
 
 /// The segment's topic-creation lock. Held only while creating a topic; a holder that died is
-/// replaced (its half-written entry was never marked READY, so nobody uses it).
+/// replaced (its half-written entry was never marked READY, so nobody uses it). The lock word
+/// names its holder by owner word (pid and start time, `liveness.rs`), so a dead holder whose
+/// pid another process now has, even this one, is still seen as dead.
 struct TableLock<'a> {
-    word: &'a AtomicU32,
+    word: &'a AtomicU64,
 }
 
 impl<'a> TableLock<'a> {
     fn acquire(seg: &'a Segment, timeout: Duration) -> Result<Self, TopicError> {
         let word = &seg.header().topic_lock;
-        let me = crate::sys::current_pid();
+        let me = liveness::my_owner();
         // `None`: a timeout too long to represent, i.e. none.
         let deadline = Instant::now().checked_add(timeout);
         let mut pause = Duration::from_micros(20);
         loop {
             let holder = word.load(Ordering::Relaxed);
-            let dead = holder != 0 && holder != me && !crate::sys::process_alive(holder, 0);
-            if holder == 0 || dead {
+            // Another thread of this process may hold it: `owner_alive` says so for our own word.
+            if holder == 0 || !liveness::owner_alive(holder) {
                 // SYNC: Acquire pairs with the Release store in `drop`: we see the previous
                 // holder's entry and arena writes.
                 if word

@@ -581,10 +581,10 @@ fn first_ring(name: &str) -> u64 {
     peek_u64(name, 256 + 96)
 }
 
-/// This process's owner word, as the library records it: pid << 32 | start time (field 22 of
-/// /proc/self/stat) & 0xffff_ffff.
-fn my_owner_word() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+/// The owner word of process `pid`, as the library records it: pid << 32 | start time (field 22
+/// of /proc/PID/stat) & 0xffff_ffff.
+fn owner_word_of(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let rest = &stat[stat.rfind(')').unwrap() + 1..];
     let start: u64 = rest
         .split_whitespace()
@@ -592,7 +592,47 @@ fn my_owner_word() -> u64 {
         .unwrap()
         .parse()
         .unwrap();
-    (u64::from(std::process::id()) << 32) | (start & 0xffff_ffff)
+    (u64::from(pid) << 32) | (start & 0xffff_ffff)
+}
+
+/// This process's owner word.
+fn my_owner_word() -> u64 {
+    owner_word_of(std::process::id())
+}
+
+/// The topic-creation lock names its holder by pid and start time, so a holder that died is
+/// replaced even when its pid now belongs to a live process, this one included; a live holder
+/// still makes creation wait.
+#[test]
+fn a_dead_lock_holder_whose_pid_was_reused_does_not_block_topic_creation() {
+    const LOCK: u64 = 104; // SegmentHeader::topic_lock
+    let name = BusName::new("lockreuse");
+    let cfg = BusConfig {
+        open_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let bus = Bus::create(&name, &cfg).unwrap();
+    // Our own pid with another start time: the process that had our pid before us.
+    poke(&name, LOCK, &(my_owner_word() + 1).to_le_bytes());
+    bus.topic("mine").unwrap();
+    assert_eq!(peek_u64(&name, LOCK), 0, "released after use");
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let live = owner_word_of(child.id());
+    // A live process's pid with another start time: its pid's previous owner, dead.
+    poke(&name, LOCK, &(live ^ 1).to_le_bytes());
+    let reused = bus.topic("reused");
+    // The live process itself.
+    poke(&name, LOCK, &live.to_le_bytes());
+    let held = bus.topic("held");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reused.unwrap();
+    assert!(matches!(held, Err(TopicError::LockTimeout)), "{held:?}");
+    // Now that it is dead, its lock is taken over.
+    bus.topic("held").unwrap();
 }
 
 #[test]
