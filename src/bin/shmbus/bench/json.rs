@@ -77,7 +77,7 @@ fn run_object(r: &RunRecord, slots: Option<usize>) -> String {
         r.spec.subscribers,
         r.spec.rate.map_or("null".to_owned(), |v| v.to_string()),
         r.repeat,
-        s.count,
+        r.count,
         r.lost,
         s.p50,
         s.p90,

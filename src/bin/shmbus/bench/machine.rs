@@ -128,8 +128,12 @@ pub fn interrupts_by_cpu(cpus: &[usize]) -> Option<Vec<u64>> {
 /// The interrupts of each CPU of `cpus`, summed over every row of a /proc/interrupts text. The
 /// first line names the columns (`CPU0 CPU1 ...`); each row is `NAME: count count ...
 /// description`, and the rows with a single total (`ERR:`, `MIS:`) have no per-CPU columns and
-/// are skipped. `None` if a CPU of `cpus` has no column.
+/// are skipped. `None` if a CPU of `cpus` has no column, or if `cpus` is empty (nothing pinned:
+/// no CPU's count is the run's).
 fn parse_interrupts(text: &str, cpus: &[usize]) -> Option<Vec<u64>> {
+    if cpus.is_empty() {
+        return None;
+    }
     let mut lines = text.lines();
     let columns: Vec<Option<usize>> = lines
         .next()?
@@ -262,6 +266,8 @@ mod tests {
         );
         assert_eq!(total(text, &[7]), None);
         assert_eq!(total(text, &[0, 7]), None);
+        // Not pinned: unknown, not zero.
+        assert_eq!(total(text, &[]), None);
         assert_eq!(total("", &[0]), None);
         // Rows cut short (a line of a newer kernel's format) are skipped, not misread.
         assert_eq!(total("CPU0 CPU1\nX: 1\nLOC: 2 3 timer\n", &[1]), Some(3));

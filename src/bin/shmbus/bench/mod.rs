@@ -220,8 +220,8 @@ fn choose_cpus(requested: Option<&[usize]>) -> Result<Vec<usize>> {
 struct Done {
     /// One record per successful run.
     records: Vec<RunRecord>,
-    /// One line per failed run.
-    failures: Vec<String>,
+    /// Each failed run and why.
+    failures: Vec<report::Failure>,
     /// Whether every child pinned itself.
     children_pinned: bool,
 }
@@ -254,6 +254,7 @@ fn run_all(ctx: &procs::Ctx, plan: &[RunSpec], repeat: u32, stop: &AtomicBool) -
                         summary: hist::Summary::of(&o.hist),
                         hist: o.hist,
                         lost: o.lost,
+                        count: o.count,
                         msgs_per_s: o.msgs_per_s,
                         interrupts_per_s: o.interrupts_per_s,
                         preemptions: o.preemptions,
@@ -261,12 +262,16 @@ fn run_all(ctx: &procs::Ctx, plan: &[RunSpec], repeat: u32, stop: &AtomicBool) -
                 }
                 Err(_) if stop.load(Ordering::Relaxed) => break,
                 Err(e) => {
-                    let line = format!("{} (repeat {}): {e}", spec.label(), rep + 1);
+                    let failure = report::Failure {
+                        spec: *spec,
+                        repeat: rep,
+                        error: e.to_string(),
+                    };
                     eprintln!(
-                        "{}shmbus bench: run failed: {line}",
+                        "{}shmbus bench: run failed: {failure}",
                         if progress { "\r\x1b[K" } else { "" }
                     );
-                    failures.push(line);
+                    failures.push(failure);
                 }
             }
         }

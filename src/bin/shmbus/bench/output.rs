@@ -79,7 +79,7 @@ const AERON_LEGEND: Option<&str> = Some(super::transports::aeron::LEGEND);
 const AERON_LEGEND: Option<&str> = None;
 
 /// Prints the table, the verdict and the failures.
-pub fn print_results(m: &Machine, rows: &[report::Row], failures: &[String]) {
+pub fn print_results(m: &Machine, rows: &[report::Row], failures: &[report::Failure]) {
     println!();
     print!("{}", report::table(rows));
     println!();
@@ -106,7 +106,7 @@ pub fn print_results(m: &Machine, rows: &[report::Row], failures: &[String]) {
             "no"
         }
     );
-    println!("{}", report::verdict(rows));
+    println!("{}", report::verdict(rows, failures));
     for f in failures {
         println!("FAILED: {f}");
     }

@@ -53,6 +53,10 @@ pub struct Outcome {
     pub hist: Hist,
     /// Round trips (ping-pong) or messages delivered (others) per second.
     pub msgs_per_s: f64,
+    /// Round trips measured (ping-pong), or messages the receivers counted in their measured
+    /// window (others; summed over receivers). A stream times one message in 64, so its
+    /// histogram holds fewer samples than this.
+    pub count: u64,
     /// Messages lost.
     pub lost: u64,
     /// Whether every child pinned itself.
@@ -127,6 +131,7 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
     children.reap()?;
     Ok(match measured {
         Some(pp) => Outcome {
+            count: pp.hist.len(),
             hist: pp.hist,
             msgs_per_s: pp.round_trips_per_s,
             lost: 0,
@@ -162,6 +167,7 @@ fn merge(reports: Vec<Report>, pinned: bool) -> Outcome {
     Outcome {
         hist: h,
         msgs_per_s: if secs > 0.0 { count as f64 / secs } else { 0.0 },
+        count,
         lost,
         children_pinned: pinned,
         interrupts_per_s: None,

@@ -18,6 +18,9 @@ pub struct RunRecord {
     pub hist: Hist,
     /// Messages lost.
     pub lost: u64,
+    /// Round trips (ping-pong) or messages counted by the receivers (others); see
+    /// `procs::Outcome::count`.
+    pub count: u64,
     /// Round trips (ping-pong) or deliveries (others) per second.
     pub msgs_per_s: f64,
     /// Interrupts per second on the pinned CPUs during the run (`None`: unknown).
@@ -81,10 +84,6 @@ fn row(spec: RunSpec, runs: &[&RunRecord]) -> Row {
         // Same bounds and precision: adding cannot fail.
         let _ = merged.add(&r.hist);
     }
-    let mut rates: Vec<f64> = runs.iter().map(|r| r.msgs_per_s).collect();
-    rates.sort_by(f64::total_cmp);
-    let mut irqs: Vec<f64> = runs.iter().filter_map(|r| r.interrupts_per_s).collect();
-    irqs.sort_by(f64::total_cmp);
     Row {
         spec,
         median: Summary {
@@ -104,8 +103,8 @@ fn row(spec: RunSpec, runs: &[&RunRecord]) -> Row {
             .iter()
             .max_by_key(|r| r.summary.max)
             .and_then(|r| r.preemptions),
-        msgs_per_s: rates.get(rates.len() / 2).copied().unwrap_or(0.0),
-        lost: runs.iter().map(|r| r.lost).sum(),
+        msgs_per_s: median_f64(runs.iter().map(|r| r.msgs_per_s).collect()).unwrap_or(0.0),
+        lost: median(runs.iter().map(|r| r.lost).collect()),
         repeats: runs.len(),
         by_repeat: runs.iter().map(|r| (r.repeat, r.summary)).collect(),
         rate_by_repeat: runs.iter().map(|r| (r.repeat, r.msgs_per_s)).collect(),
@@ -113,15 +112,29 @@ fn row(spec: RunSpec, runs: &[&RunRecord]) -> Row {
             Scenario::Pingpong => runs.iter().map(|r| (r.repeat, r.hist.clone())).collect(),
             _ => BTreeMap::new(),
         },
-        interrupts_per_s: irqs.get(irqs.len() / 2).copied(),
+        interrupts_per_s: median_f64(runs.iter().filter_map(|r| r.interrupts_per_s).collect()),
         merged,
     }
 }
 
-/// The median (the upper one for an even count).
+/// The median (for an even count, the mean of the two middle values); 0 for none.
 fn median(mut v: Vec<u64>) -> u64 {
     v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(0)
+    match v.len() {
+        0 => 0,
+        n if n % 2 == 1 => v[n / 2],
+        n => v[n / 2 - 1] / 2 + v[n / 2] / 2 + (v[n / 2 - 1] % 2 + v[n / 2] % 2) / 2,
+    }
+}
+
+/// The median of `v` (for an even count, the mean of the two middle values); `None` for none.
+fn median_f64(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
 }
 
 /// The floor's row: the reference of the p50/floor column.
@@ -135,7 +148,7 @@ pub fn floor_row(rows: &[Row]) -> Option<&Row> {
 /// between passes (a VM whose vCPUs move) then shifts numerator and denominator together.
 /// `None` if they share no repeat or a reference figure is 0.
 pub fn pass_ratio(row: &Row, reference: &Row, pick: fn(&Summary) -> u64) -> Option<f64> {
-    let mut ratios: Vec<f64> = row
+    let ratios: Vec<f64> = row
         .by_repeat
         .iter()
         .filter_map(|(k, s)| {
@@ -143,8 +156,7 @@ pub fn pass_ratio(row: &Row, reference: &Row, pick: fn(&Summary) -> u64) -> Opti
             (r > 0).then(|| pick(s) as f64 / r as f64)
         })
         .collect();
-    ratios.sort_by(f64::total_cmp);
-    ratios.get(ratios.len() / 2).copied()
+    median_f64(ratios)
 }
 
 /// The results table.
@@ -346,13 +358,12 @@ pub fn tail(rows: &[Row]) -> String {
         return String::new();
     }
     let per_s = |row: &Row, f: &dyn Fn(&Summary, f64) -> f64| {
-        let mut v: Vec<f64> = row
-            .by_repeat
-            .iter()
-            .filter_map(|(k, s)| Some(f(s, *row.rate_by_repeat.get(k)?)))
-            .collect();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied()
+        median_f64(
+            row.by_repeat
+                .iter()
+                .filter_map(|(k, s)| Some(f(s, *row.rate_by_repeat.get(k)?)))
+                .collect(),
+        )
     };
     let count = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.0}"));
     let mut cells = vec![
@@ -402,7 +413,7 @@ pub fn tail(rows: &[Row]) -> String {
 /// reference's `n`-th slowest of a second is its quantile `1 - n / reference rate`. Interruptions
 /// come per second, not per message, so this compares the two at the same share of wall time.
 pub fn same_rank_ratio(row: &Row, reference: &Row) -> Option<f64> {
-    let mut ratios: Vec<f64> = row
+    let ratios: Vec<f64> = row
         .by_repeat
         .iter()
         .filter_map(|(k, s)| {
@@ -417,8 +428,7 @@ pub fn same_rank_ratio(row: &Row, reference: &Row) -> Option<f64> {
             (v > 0).then(|| s.p99_99 as f64 / v as f64)
         })
         .collect();
-    ratios.sort_by(f64::total_cmp);
-    ratios.get(ratios.len() / 2).copied()
+    median_f64(ratios)
 }
 
 /// The stream scenario's throughput in messages and bytes per second (median of the repeats).
@@ -504,42 +514,85 @@ pub fn ffi_summary(rows: &[Row]) -> String {
     out
 }
 
-/// The verdict line: did every shmbus configuration keep p99.99 and max under 1 ms in every repeat?
-pub fn verdict(rows: &[Row]) -> String {
+/// A run that did not finish (a child died, a message was lost or timed out, ...).
+pub struct Failure {
+    /// The configuration.
+    pub spec: RunSpec,
+    /// Which repeat (0-based).
+    pub repeat: u32,
+    /// Why.
+    pub error: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (repeat {}): {}",
+            self.spec.label(),
+            self.repeat + 1,
+            self.error
+        )
+    }
+}
+
+/// How the verdict names a configuration: `pingpong spin 64B`, `fanout 1->4 park 64B`.
+fn verdict_label(s: &RunSpec) -> String {
+    let fan = if s.subscribers > 1 {
+        format!(" 1->{}", s.subscribers)
+    } else {
+        String::new()
+    };
+    let borrow = match s.path {
+        Some(DataPath::Borrow) => "/borrow",
+        _ => "",
+    };
+    format!(
+        "{}{fan} {}{borrow} {}",
+        s.scenario_label(),
+        s.mode,
+        fmt_bytes(s.payload)
+    )
+}
+
+/// The verdict line: did every shmbus configuration keep p99.99 and max under 1 ms in every
+/// repeat? A repeat that did not finish (`failures`) did not keep them: its worst message is
+/// the one that never came.
+pub fn verdict(rows: &[Row], failures: &[Failure]) -> String {
     const LIMIT_NS: u64 = 1_000_000;
     let ours: Vec<&Row> = rows
         .iter()
         .filter(|r| r.spec.transport == Transport::Shmbus)
         .collect();
-    if ours.is_empty() {
-        return "verdict: no shmbus runs (filtered out, or failed)".to_owned();
+    let failed: Vec<String> = failures
+        .iter()
+        .filter(|f| f.spec.transport == Transport::Shmbus)
+        .map(|f| {
+            format!(
+                "{} (repeat {} did not finish)",
+                verdict_label(&f.spec),
+                f.repeat + 1
+            )
+        })
+        .collect();
+    if ours.is_empty() && failed.is_empty() {
+        return "verdict: no shmbus runs (filtered out)".to_owned();
     }
     let bad: Vec<String> = ours
         .iter()
         .filter(|r| r.worst_p99_99 >= LIMIT_NS || r.worst_max >= LIMIT_NS)
         .map(|r| {
-            let s = &r.spec;
-            let fan = if s.subscribers > 1 {
-                format!(" 1->{}", s.subscribers)
-            } else {
-                String::new()
-            };
-            let borrow = match s.path {
-                Some(DataPath::Borrow) => "/borrow",
-                _ => "",
-            };
             let preempted = r
                 .worst_max_preemptions
                 .map_or(String::new(), |n| format!(", {n} preemptions in that run"));
             format!(
-                "{}{fan} {}{borrow} {} (p99.99 {}, max {}{preempted})",
-                s.scenario_label(),
-                s.mode,
-                fmt_bytes(s.payload),
+                "{} (p99.99 {}, max {}{preempted})",
+                verdict_label(&r.spec),
                 fmt_ns(r.worst_p99_99),
                 fmt_ns(r.worst_max)
             )
         })
+        .chain(failed)
         .collect();
     match bad.is_empty() {
         true => format!(
@@ -608,6 +661,12 @@ mod tests {
     fn median_picks_middle() {
         assert_eq!(median(vec![3, 1, 2]), 2);
         assert_eq!(median(vec![]), 0);
+        // Even counts: the mean of the two middle values, not the upper (worse) one.
+        assert_eq!(median(vec![300, 100]), 200);
+        assert_eq!(median(vec![u64::MAX, u64::MAX - 2]), u64::MAX - 1);
+        assert_eq!(median(vec![1, 2]), 1);
+        assert_eq!(median_f64(vec![3.0, 1.0]), Some(2.0));
+        assert_eq!(median_f64(vec![]), None);
     }
 
     /// Records of one configuration with these p50s, repeat k having the k-th.
@@ -633,11 +692,49 @@ mod tests {
                 },
                 hist: super::super::hist::new(),
                 lost: 0,
+                count: 0,
                 msgs_per_s: 0.0,
                 interrupts_per_s: None,
                 preemptions: None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_repeat_that_did_not_finish_fails_the_verdict() {
+        // Repeats 1 and 3 kept everything under 1 ms (p99.99 = 10 x p50); repeat 2 never finished.
+        let mut recs = records(Transport::Shmbus, &[100, 100, 100]);
+        let failed = recs.remove(1);
+        let table = rows(&recs);
+        assert!(verdict(&table, &[]).starts_with("verdict: PASS"));
+        let failure = Failure {
+            spec: failed.spec,
+            repeat: failed.repeat,
+            error: "no echo within 5s".to_owned(),
+        };
+        let v = verdict(&table, &[failure]);
+        assert!(v.starts_with("verdict: FAIL"), "{v}");
+        assert!(
+            v.contains("pingpong spin 64B (repeat 2 did not finish)"),
+            "{v}"
+        );
+        // Every repeat failed: no row at all, still a failure rather than "no shmbus runs".
+        let only = Failure {
+            spec: failed.spec,
+            repeat: 0,
+            error: "child died".to_owned(),
+        };
+        assert!(verdict(&[], &[only]).starts_with("verdict: FAIL"));
+        // Another transport's failure is not shmbus's.
+        let floor = Failure {
+            spec: RunSpec {
+                transport: Transport::Floor,
+                ..failed.spec
+            },
+            repeat: 0,
+            error: "child died".to_owned(),
+        };
+        assert!(verdict(&table, &[floor]).starts_with("verdict: PASS"));
     }
 
     /// One second of a spin ping-pong at `rate` round trips/s with a median of `p50` ns, of which
