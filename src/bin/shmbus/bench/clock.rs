@@ -27,12 +27,13 @@ pub fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Waits until `now_ns() >= t`: sleeps while far away, then spins for precision.
-pub fn wait_until(t: u64) {
+/// Waits until `now_ns() >= t`: sleeps while far away, then spins for precision. Returns the
+/// time it saw (`>= t`; later if the caller was already late).
+pub fn wait_until(t: u64) -> u64 {
     loop {
         let now = now_ns();
         if now >= t {
-            return;
+            return now;
         }
         let left = t - now;
         if left > SPIN_BELOW_NS {

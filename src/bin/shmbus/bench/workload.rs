@@ -138,26 +138,46 @@ pub fn echo(ep: &mut dyn Endpoint, payload: usize, deadline_ns: u64) -> Result<u
 /// Publishes at `rate` messages per second with intended-time stamps, then [`msg::END`].
 /// Returns the number of messages sent (warm-up included).
 ///
+/// A publisher that falls behind its schedule sends at once, and the delay counts in the
+/// latency of every late message; one that falls more than [`max_lag`] behind gives up with an
+/// error: the transport cannot take this rate, and the run would otherwise go on long past its
+/// duration (until the children's deadline killed it).
+///
 /// # Errors
-/// A transport error.
+/// A transport error, or the publisher fell more than [`max_lag`] behind.
 pub fn open_loop(ep: &mut dyn Endpoint, payload: usize, rate: u64, limits: &Limits) -> Result<u64> {
     let mut buf = vec![0u8; payload];
     let period = 1e9 / rate.max(1) as f64;
     let start = now_ns() + 1_000_000;
-    let end = start + ns(limits.warmup() + limits.duration);
+    let end = start.saturating_add(ns(limits.warmup() + limits.duration));
+    let max_lag = ns(max_lag(limits));
     let mut sent = 0u64;
     while sent < limits.max_count {
-        let intended = start + (sent as f64 * period) as u64;
+        let intended = start.saturating_add((sent as f64 * period) as u64);
         if intended >= end {
             break;
         }
-        wait_until(intended);
+        let now = wait_until(intended);
+        if now - intended > max_lag {
+            return Err(format!(
+                "open loop at {rate} msgs/s: the publisher fell {:.2} s behind its schedule after \
+                 {sent} messages; this transport cannot keep up with this rate (lower --rate or \
+                 --fanout-rate)",
+                (now - intended) as f64 / 1e9
+            )
+            .into());
+        }
         msg::put_seq(&mut buf, sent);
         msg::put_time(&mut buf, intended);
         ep.send(&buf)?;
         sent += 1;
     }
     finish(ep, &mut buf, sent)
+}
+
+/// How far behind its schedule an open-loop publisher may fall: the run's duration, at least 1 s.
+pub fn max_lag(limits: &Limits) -> Duration {
+    limits.duration.max(Duration::from_secs(1))
 }
 
 /// Publishes as fast as the transport accepts, stamping the send time of one message in
@@ -303,6 +323,36 @@ mod tests {
                 None => Recv::TimedOut,
             })
         }
+    }
+
+    /// A transport that takes 300 ms per message.
+    struct Slow;
+
+    impl Endpoint for Slow {
+        fn send(&mut self, _msg: &[u8]) -> Result<()> {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        }
+
+        fn recv(&mut self, _buf: &mut [u8], _deadline_ns: u64) -> Result<Recv> {
+            Ok(Recv::TimedOut)
+        }
+    }
+
+    #[test]
+    fn an_open_loop_that_cannot_keep_up_gives_up_with_a_clear_error() {
+        let limits = Limits {
+            duration: Duration::from_millis(100),
+            max_count: 1 << 30,
+        };
+        let t0 = now_ns();
+        let err = open_loop(&mut Slow, 64, 1000, &limits)
+            .unwrap_err()
+            .to_string();
+        let took = Duration::from_nanos(now_ns() - t0);
+        assert!(err.contains("cannot keep up with this rate"), "{err}");
+        // About max_lag (1 s) and one send: not the thousands of sends the schedule held.
+        assert!(took < Duration::from_secs(30), "{took:?}");
     }
 
     #[test]
