@@ -65,9 +65,10 @@ pub struct ChildArgs {
     /// Messages (by sequence number) not recorded, as warm-up.
     #[arg(long, default_value_t = 0)]
     pub skip: u64,
-    /// Spin phase of spin-then-park, in microseconds.
-    #[arg(long, default_value_t = 50)]
-    pub spin_us: u64,
+    /// Spin phase of spin-then-park, in nanoseconds (the parent's `--spin`, not rounded: the
+    /// echo must spin exactly as long as the initiator).
+    #[arg(long, default_value_t = 50_000)]
+    pub spin_ns: u64,
     /// shmbus: copy or borrow path.
     #[arg(long, value_enum, default_value = "copy")]
     pub path: DataPath,
@@ -93,7 +94,7 @@ pub fn run(args: &ChildArgs) -> Result<()> {
         payload: args.payload,
         children: 1,
         duplex: args.role == Role::Echo,
-        spin: Duration::from_micros(args.spin_us),
+        spin: Duration::from_nanos(args.spin_ns),
         path: args.path,
         slots: args.slots,
     };

@@ -446,7 +446,7 @@ fn child_command(
         .args(["--parent-pid", &std::process::id().to_string()])
         .args(["--deadline-ms", &deadline.as_millis().to_string()])
         .args(["--skip", &skip.to_string()])
-        .args(["--spin-us", &ctx.spin.as_micros().to_string()])
+        .args(["--spin-ns", &ns(ctx.spin).to_string()])
         .args(["--path", spec.path.unwrap_or(DataPath::Copy).as_str()]);
     if let Some(n) = ctx.slots {
         cmd.args(["--slots", &n.to_string()]);
