@@ -475,7 +475,7 @@ fn fanout_modes(modes: &[Mode], subs: usize, cpus: usize, notes: &mut Vec<String
     if !dropped.is_empty() {
         notes.push(format!(
             "fanout 1->{subs}: park mode only, {cpus} CPUs cannot host {} spinning processes \
-             (skipped: {})",
+             (skipped: {}; --cpus gives it more)",
             subs + 1,
             dropped.join(", ")
         ));

@@ -98,13 +98,7 @@ fn panel(
     let (x0, y0) = (ox + MARGIN.0, oy + MARGIN.2);
     let (pw, ph) = (PANEL.0 - MARGIN.0 - MARGIN.1, PANEL.1 - MARGIN.2 - MARGIN.3);
     let all = series.iter().flat_map(|s| s.points.iter());
-    let x_max = all
-        .clone()
-        .map(|p| p.0)
-        .fold(1.0f64, f64::max)
-        .log10()
-        .ceil()
-        .clamp(4.0, 6.0);
+    let x_max = x_decades(all.clone().map(|p| p.0));
     let y_lo = all.clone().map(|p| p.1.max(1)).min().unwrap_or(1) as f64;
     let y_hi = all.map(|p| p.1.max(1)).max().unwrap_or(10) as f64;
     let (y_min, y_max) = (
@@ -170,6 +164,13 @@ fn panel(
     }
 }
 
+/// Decades of the x axis (`1/(1-q)` up to `10^x_max`): enough for the last point, which is the
+/// maximum at the sample count (ping-pong merges millions of samples), at least 4 (99.99%) and at
+/// most 8 (99.999999%, where the tick labels still fit); points beyond are drawn at the edge.
+fn x_decades(xs: impl Iterator<Item = f64>) -> f64 {
+    xs.fold(1.0f64, f64::max).log10().ceil().clamp(4.0, 8.0)
+}
+
 /// X tick labels and positions (`1/(1-q)`) up to `10^x_max` (the left edge is 0%).
 fn x_ticks(x_max: f64) -> Vec<(String, f64)> {
     let mut ticks = vec![("50%".to_owned(), 2.0), ("90%".to_owned(), 10.0)];
@@ -213,5 +214,15 @@ mod tests {
         assert_eq!(decade_label(0), "1ns");
         assert_eq!(decade_label(4), "10µs");
         assert_eq!(decade_label(9), "1s");
+    }
+
+    #[test]
+    fn the_axis_reaches_the_maximum_of_millions_of_samples() {
+        // Three merged 1 s ping-pong repeats: about 1.5 * 10^7 samples, the max drawn at that x.
+        assert_eq!(x_decades([2.0, 1e5, 1.5e7].into_iter()), 8.0);
+        assert_eq!(x_decades([2.0, 10.0].into_iter()), 4.0);
+        assert_eq!(x_decades([1e12].into_iter()), 8.0);
+        let labels: Vec<String> = x_ticks(8.0).into_iter().map(|t| t.0).collect();
+        assert_eq!(labels.last().map(String::as_str), Some("99.999999%"));
     }
 }
