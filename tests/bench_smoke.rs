@@ -283,6 +283,35 @@ fn options_that_select_nothing_are_refused() {
     assert!(err.contains("nothing to run"), "{err}");
 }
 
+/// Out-of-range values name their option: a duration whose deadlines would not fit the clock's
+/// nanoseconds, zero rates, an output file in a directory that does not exist.
+#[test]
+fn out_of_range_options_are_refused_by_name() {
+    for (args, want) in [
+        (["--duration", "25h"].as_slice(), "--duration: at most 24 h"),
+        (
+            ["--duration", "10000000000000000000"].as_slice(),
+            "--duration",
+        ),
+        (
+            ["--fanout-rate", "0"].as_slice(),
+            "--fanout-rate: must be positive",
+        ),
+        (["--rate", "0"].as_slice(), "--rate: must be positive"),
+        // Checked before the run, not after it.
+        (
+            ["--json", "/nonexistent-dir/b.json"].as_slice(),
+            "--json \"/nonexistent-dir/b.json\": cannot write in",
+        ),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmbus"));
+        cmd.args(["bench", "--quick"]).args(args);
+        let err = refusal(cmd);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
 /// The same CPU twice in `--cpus` is refused: two pinned processes would share it.
 #[test]
 fn a_cpu_given_twice_is_refused() {
@@ -310,8 +339,9 @@ fn one_cpu_runs_only_sleeping_processes() {
         .args(["--duration", "30ms", "--only", "pingpong"])
         .args(["--transport", "shmbus,floor,futex", "--json"])
         .arg(&json_path);
-    let (status, out, _) = run_bench(cmd, &dir.0);
+    let (status, out, pid) = run_bench(cmd, &dir.0);
     assert!(status.success(), "bench failed ({status}):\n{out}");
+    assert_nothing_left(pid);
     assert!(
         out.contains("1 CPU cannot host two busy-waiting processes"),
         "{out}"
@@ -323,6 +353,10 @@ fn one_cpu_runs_only_sleeping_processes() {
         .map(|r| (r.str("transport"), r.str("mode")))
         .collect();
     assert_eq!(kinds, [("shmbus", "park"), ("futex", "park")], "{out}");
+    // Nothing is pinned, so no CPU's interrupts are the run's: unknown, not 0.
+    for r in runs {
+        assert_eq!(r.get("interrupts_per_s"), Some(&json::Value::Null), "{r:?}");
+    }
 }
 
 /// Under a real-time scheduling policy the benchmark refuses to start, at once and saying why:
@@ -407,6 +441,15 @@ fn run_bench(mut cmd: Command, dir: &Path) -> (std::process::ExitStatus, String,
             break status;
         }
         if started.elapsed() > WATCHDOG {
+            // SIGTERM first: the benchmark then stops after its current run and removes what it
+            // made; SIGKILL only if it has not exited 10 s later.
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let term = Instant::now();
+            while child.try_wait().unwrap().is_none() && term.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = child.kill();
             let _ = child.wait();
             panic!("shmbus bench still running after {WATCHDOG:?}");

@@ -10,6 +10,10 @@ use super::msg;
 use super::plan::{Mode, Selection, Transport};
 use super::workload::Limits;
 
+/// Longest `--duration`: a run's deadlines are nanoseconds of `CLOCK_MONOTONIC` in a `u64`, and
+/// nobody measures one configuration for longer.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 /// Options of `shmbus bench`.
 #[derive(Debug, Args)]
 #[command(
@@ -30,8 +34,8 @@ pub struct BenchArgs {
     /// Short run for CI: 100 ms per run and one repeat unless given (whole run well under 30 s).
     #[arg(long)]
     pub quick: bool,
-    /// Measuring time of each run, after a warm-up of a tenth of it (e.g. `1s`, `250ms`)
-    /// [default: 1s, 100ms with --quick].
+    /// Measuring time of each run, after a warm-up of a tenth of it (e.g. `1s`, `250ms`; at
+    /// most 24 h) [default: 1s, 100ms with --quick].
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Runs of each configuration [default: 3, 1 with --quick].
@@ -140,6 +144,9 @@ impl BenchArgs {
         if s.limits.duration.is_zero() || s.repeat == 0 {
             return Err("--duration and --repeat must be positive".into());
         }
+        if s.limits.duration > MAX_DURATION {
+            return Err("--duration: at most 24 h".into());
+        }
         if let Some(&p) = self
             .payload
             .iter()
@@ -147,8 +154,11 @@ impl BenchArgs {
         {
             return Err(format!("--payload {p}: must be 8 B to 16 MiB").into());
         }
-        if self.rate.contains(&0) || self.fanout_rate == 0 {
-            return Err("rates must be positive".into());
+        if self.rate.contains(&0) {
+            return Err("--rate: must be positive".into());
+        }
+        if self.fanout_rate == 0 {
+            return Err("--fanout-rate: must be positive".into());
         }
         if let Some(why) = self.transport.iter().find_map(|t| t.missing()) {
             return Err(why.into());
@@ -172,7 +182,7 @@ fn parse_slots(s: &str) -> std::result::Result<usize, String> {
     Ok(n)
 }
 
-/// Parses `1s`, `250ms`, `50us`, `2.5s`, `100ns`, `1m` (a bare number is seconds).
+/// Parses `1s`, `250ms`, `50us`, `2.5s`, `100ns`, `1m`, `1h` (a bare number is seconds).
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -189,7 +199,8 @@ fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         "us" | "µs" => 1e-6,
         "ns" => 1e-9,
         "m" | "min" => 60.0,
-        u => return Err(format!("unknown unit {u:?} (use ns, us, ms, s, m)")),
+        "h" => 3600.0,
+        u => return Err(format!("unknown unit {u:?} (use ns, us, ms, s, m, h)")),
     };
     Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{s:?}: {e}"))
 }

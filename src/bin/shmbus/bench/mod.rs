@@ -82,6 +82,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let stop = stop_on_signal();
     let settings = args.settings()?;
+    output::check_outputs(args)?;
     let cpus = choose_cpus(args.cpus.as_deref())?;
     // Facts first: pinning shrinks the set of CPUs this process may use.
     let mut machine = Machine::collect(&cpus, 0.0);
@@ -93,7 +94,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         machine.cores
     };
     let (mut plan, mut notes) = build_plan(args, &settings, usable_cpus);
-    let stale = stale::sweep();
     let dir = RunDir::create()?;
     let c_echo = prepare_c_echo(&mut plan, &mut notes, &dir.0);
     if plan.is_empty() {
@@ -106,6 +106,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         return Err(why.into());
     }
+    // Only a run that will go ahead sweeps: a refused command changes nothing.
+    let stale = stale::sweep();
     output::print_header(&machine, &plan, &settings, &notes);
     match stale {
         0 => {}
@@ -286,12 +288,16 @@ fn run_all(ctx: &procs::Ctx, plan: &[RunSpec], repeat: u32, stop: &AtomicBool) -
     }
 }
 
-/// A flag set by SIGINT or SIGTERM: the benchmark stops after the current run (whose children
+/// A flag set by SIGINT, SIGTERM or SIGHUP: the benchmark stops after the current run (whose children
 /// got the terminal's SIGINT too), removes its names and reports what it measured. A second
 /// signal exits at once.
 fn stop_on_signal() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         // Registration fails only for forbidden signals; without it a signal just kills us.
         let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag));
         let _ = signal_hook::flag::register(sig, Arc::clone(&flag));

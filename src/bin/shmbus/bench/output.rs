@@ -141,6 +141,33 @@ pub fn write_outputs(
     Ok(())
 }
 
+/// Checks before anything runs that `--json`, `--hdr` and `--plot` can be written: a typo in a
+/// path would otherwise surface only after the whole run, with its results lost. Creates the
+/// `--hdr` directory.
+///
+/// # Errors
+/// A file's directory does not exist or is not writable; the `--hdr` directory cannot be made.
+pub fn check_outputs(args: &BenchArgs) -> Result<()> {
+    for (option, path) in [("--json", &args.json), ("--plot", &args.plot)] {
+        let Some(path) = path else { continue };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if path.is_dir() {
+            return Err(format!("{option} {path:?}: is a directory").into());
+        }
+        rustix::fs::access(dir, rustix::fs::Access::WRITE_OK)
+            .map_err(|e| format!("{option} {path:?}: cannot write in {dir:?}: {e}"))?;
+    }
+    if let Some(dir) = &args.hdr {
+        fs::create_dir_all(dir).map_err(|e| format!("--hdr {dir:?}: {e}"))?;
+        rustix::fs::access(dir, rustix::fs::Access::WRITE_OK)
+            .map_err(|e| format!("--hdr {dir:?}: cannot write in it: {e}"))?;
+    }
+    Ok(())
+}
+
 /// `pingpong-shmbus-spin-copy-64B-1sub.hdr`, `pingpong-shmbus-spin-borrow-1048576B-1sub.hdr`,
 /// `open-loop-pipe-blocking-64B-1sub-1000ps.hdr` (the path only for shmbus).
 fn hdr_file_name(s: &RunSpec) -> String {

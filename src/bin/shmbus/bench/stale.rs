@@ -1,6 +1,10 @@
 //! Removes what an earlier `shmbus bench` left behind when it was killed with SIGKILL (the one
 //! way it cannot clean up): names that follow the benchmark's own patterns and carry the pid of a
-//! process that no longer exists. A live pid, even a reused one, keeps its names.
+//! process that no longer exists. A live pid, even a reused one, keeps its names. A bus must also
+//! say so itself: its header names that pid as its creator, and that creator (by pid and start
+//! time) is dead; a bus someone named `bench-2024-06` is not the benchmark's. Like the library,
+//! this assumes that every process using `/dev/shm` and the temporary directory shares one pid
+//! namespace: a run in another namespace has pids this one cannot see.
 
 use std::fs;
 use std::path::Path;
@@ -19,12 +23,7 @@ pub fn sweep() -> usize {
             removed += 1;
         }
     }
-    for bus in shmbus::Bus::list().unwrap_or_default() {
-        // Buses: `bench-<pid>-<run>`.
-        if is_stale(&bus, "bench-") && shmbus::Bus::remove(&bus).is_ok() {
-            removed += 1;
-        }
-    }
+    removed += sweep_buses();
     let tmp = std::env::temp_dir();
     for name in names_in(&tmp) {
         // Run directories: `shmbus-bench-<pid>-<n>`.
@@ -61,6 +60,34 @@ pub fn remove_own_iceoryx2() -> usize {
         .count()
 }
 
+/// Removes the buses of dead benchmark runs: `bench-<pid>-<run>`, created by that pid.
+fn sweep_buses() -> usize {
+    shmbus::Bus::list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|bus| {
+            is_stale(bus, "bench-")
+                && created_by_dead(bus, bench_pid(bus, "bench-"))
+                && shmbus::Bus::remove(bus).is_ok()
+        })
+        .count()
+}
+
+/// Whether bus `name` is one the benchmark made: its header names `pid` as its creator, and that
+/// creator is dead. A bus that cannot be opened (another layout, a creator that died before it
+/// was ready) is left to `shmbus gc`.
+fn created_by_dead(name: &str, pid: Option<u32>) -> bool {
+    let quick = shmbus::BusConfig {
+        open_timeout: std::time::Duration::from_millis(100),
+        prefault: false,
+        ..Default::default()
+    };
+    shmbus::Bus::open_with(name, &quick).is_ok_and(|bus| {
+        let info = bus.info();
+        Some(info.creator_pid) == pid && !info.creator_alive
+    })
+}
+
 /// Whether process `pid` exists.
 fn pid_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -90,6 +117,54 @@ fn bench_pid(name: &str, prefix: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Set for [`child_creates_a_bus`] run as a child process.
+    const CHILD: &str = "SHMBUS_STALE_TEST_CHILD";
+
+    /// As a child: creates bus `bench-<own pid>-7`, prints its name and exits, leaving it behind
+    /// with a dead creator, as a killed benchmark does.
+    #[test]
+    fn child_creates_a_bus() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let name = format!("bench-{}-7", std::process::id());
+        let bus = shmbus::Bus::create(&name, &shmbus::BusConfig::default()).unwrap();
+        std::mem::forget(bus);
+        println!("BUS={name}");
+    }
+
+    #[test]
+    fn a_bus_is_swept_only_if_its_header_names_its_dead_creator() {
+        // Named like a dead run's bus (no pid reaches 2^22 + 1), created by this live process:
+        // someone's own bus, kept.
+        let foreign = format!("bench-{}-{}", (1u32 << 22) + 1, std::process::id());
+        let bus = shmbus::Bus::create(&foreign, &shmbus::BusConfig::default()).unwrap();
+        drop(bus);
+        sweep_buses();
+        let kept = shmbus::Bus::list().unwrap().contains(&foreign);
+        shmbus::Bus::remove(&foreign).unwrap();
+        assert!(kept, "a bus whose header names a live creator was removed");
+        // A bus left by a dead run: swept.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "bench::stale::tests::child_creates_a_bus",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("BUS="))
+            .unwrap_or_else(|| panic!("child printed no bus: {text}"))
+            .to_owned();
+        let swept = sweep_buses() >= 1 && !shmbus::Bus::list().unwrap().contains(&name);
+        let _ = shmbus::Bus::remove(&name);
+        assert!(swept, "the dead run's bus {name} was kept");
+    }
 
     #[test]
     fn only_exact_patterns_match() {
