@@ -45,19 +45,27 @@ pub struct SharedMem {
 }
 
 impl SharedMem {
-    /// Creates the object `name` (which must not exist), sizes it to `len` bytes (zero-filled) and
-    /// maps it.
+    /// Creates the object `name` (which must not exist), sizes it to `len` bytes (zero-filled),
+    /// reserves them and maps it. Reserved with `fallocate`, as the library reserves a bus: a
+    /// sparse object on a `/dev/shm` too small for it would kill the process that first touches
+    /// a page past the room (SIGBUS) instead of failing here.
     ///
     /// # Errors
-    /// Any error of `shm_open`, `ftruncate` or `mmap`, or `InvalidInput` if `len` is 0 or not a
-    /// multiple of 8.
+    /// Any error of `shm_open`, `ftruncate`, `fallocate` (`ENOSPC`: `/dev/shm` has no room) or
+    /// `mmap`, or `InvalidInput` if `len` is 0 or not a multiple of 8.
     pub fn create(name: &str, len: usize) -> io::Result<Self> {
         check_len(len)?;
         let flags = shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR;
         let fd = shm::open(name, flags, Mode::RUSR | Mode::WUSR)?;
         // From here on the object exists: the error arm unlinks it, the handle's Drop otherwise.
         let file = File::from(fd);
-        let sized = file.set_len(len as u64).and_then(|()| map(&file, len));
+        let sized = file
+            .set_len(len as u64)
+            .and_then(|()| {
+                rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len as u64)
+                    .map_err(|e| io::Error::other(format!("reserve {len} bytes in /dev/shm: {e}")))
+            })
+            .and_then(|()| map(&file, len));
         match sized {
             Ok(map) => Ok(Self {
                 map,
