@@ -341,6 +341,11 @@ impl Subscriber {
 
     /// Receives the next message, waiting at most `timeout`.
     ///
+    /// With a spinning [`WaitStrategy`], the clock is first read after a first round of polls
+    /// (64, a few microseconds), and `timeout` counts from there: a message that comes within
+    /// that round (the reply to a request just sent) costs no clock read, and the wait may run
+    /// that much longer than `timeout`.
+    ///
     /// # Errors
     /// [`RecvError::Timeout`] if no message arrived in time; otherwise as
     /// [`try_recv`](Self::try_recv).
@@ -424,39 +429,47 @@ impl Subscriber {
 
     /// Waits with the subscriber's strategy until `attempt` returns something other than
     /// `Empty`, or until `timeout` (`None`: no limit) has passed.
+    ///
+    /// The spin strategies read the clock first after their first round of polls, not before:
+    /// a message that arrives within it (a reply to a request just sent) costs no clock read on
+    /// its way in. The timeout and the spin phase count from that read, so they run up to one
+    /// round (64 polls, a few microseconds) long.
     fn wait_with(
         &mut self,
         timeout: Option<Duration>,
         mut attempt: impl FnMut(&mut Self, bool) -> Result<MessageInfo, RecvError>,
     ) -> Result<MessageInfo, RecvError> {
-        // A timeout too long to represent means no limit.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         match attempt(self, false) {
             Err(RecvError::Empty) => {}
             other => return other,
         }
-        let expired = |now: Instant| deadline.is_some_and(|d| now >= d);
-        let park_from = match self.wait {
+        // Time waited is measured from `start`, the first clock read; comparing durations needs
+        // no deadline, so a `Duration::MAX` timeout or spin simply never runs out.
+        let mut start: Option<Instant> = None;
+        let mut waited = |now: Instant| now.duration_since(*start.get_or_insert(now));
+        let expired = |waited: Duration| timeout.is_some_and(|t| waited >= t);
+        let park_after = match self.wait {
             WaitStrategy::Spin => None,
-            WaitStrategy::Park => Some(Instant::now()),
-            // A spin too long to represent never parks.
-            WaitStrategy::SpinThenPark { spin } => Instant::now().checked_add(spin),
+            WaitStrategy::Park => Some(Duration::ZERO),
+            WaitStrategy::SpinThenPark { spin } => Some(spin),
         };
         // Spin phase (not for Park): poll, and read the clock every 64 polls.
-        while !matches!(self.wait, WaitStrategy::Park) {
-            for _ in 0..64 {
-                std::hint::spin_loop();
-                match attempt(self, false) {
-                    Err(RecvError::Empty) => {}
-                    other => return other,
+        if park_after != Some(Duration::ZERO) {
+            loop {
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                    match attempt(self, false) {
+                        Err(RecvError::Empty) => {}
+                        other => return other,
+                    }
                 }
-            }
-            let now = Instant::now();
-            if expired(now) {
-                return Err(RecvError::Timeout);
-            }
-            if park_from.is_some_and(|p| now >= p) {
-                break;
+                let w = waited(Instant::now());
+                if expired(w) {
+                    return Err(RecvError::Timeout);
+                }
+                if park_after.is_some_and(|p| w >= p) {
+                    break;
+                }
             }
         }
         // Park phase: sleep on the topic's futex, waking at least once per liveness window to
@@ -464,12 +477,12 @@ impl Subscriber {
         let ring = Arc::clone(&self.ring);
         let h = ring.header();
         loop {
-            let now = Instant::now();
-            if expired(now) {
+            let w = waited(Instant::now());
+            if expired(w) {
                 return Err(RecvError::Timeout);
             }
             let window = self.liveness_window;
-            let nap = deadline.map_or(window, |d| (d - now).min(window));
+            let nap = timeout.map_or(window, |t| (t - w).min(window));
             let found = wait::park(&SysFutex, &h.event, &h.sleepers, nap, || {
                 match attempt(self, false) {
                     Err(RecvError::Empty) => None,

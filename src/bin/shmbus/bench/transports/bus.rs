@@ -45,6 +45,11 @@ use super::{Endpoint, Names, Prepared, Recv, Rendezvous, Shape, addr};
 /// make an error after this long.
 const LOAN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The timeout of one blocking receive: the loops around them check the run's deadline after a
+/// receive that timed out, and never read the clock before one (a clock read before each
+/// receive would delay the receiver's first poll, which no other transport pays).
+const RECV_CHUNK: Duration = Duration::from_millis(10);
+
 /// The geometry both ends use for every topic of the run: lossy for the copy path, lossless for
 /// the borrow path; one publisher entry.
 fn topic_config(shape: &Shape) -> Result<TopicConfig> {
@@ -216,36 +221,23 @@ struct BusEndpoint {
 
 impl BusEndpoint {
     /// Borrow path: borrows the next message, which must be `len` bytes long, and returns what
-    /// `read` takes from it in place; dropping the sample consumes the message. With
-    /// `poll_first`, a message that is already there costs no clock read (as in `recv`).
+    /// `read` takes from it in place; dropping the sample consumes the message.
     fn borrow_next<T>(
         &mut self,
         len: usize,
         deadline_ns: u64,
-        poll_first: bool,
         read: impl FnOnce(&[u8]) -> T,
     ) -> Result<Recv<T>> {
         let sub = self.subscriber.as_mut().ok_or("this end only sends")?;
-        let sample = 'got: {
-            if poll_first {
-                match sub.try_recv_borrow() {
-                    Ok(sample) => break 'got sample,
-                    Err(RecvError::Empty) => {}
-                    Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
-                    Err(e) => return Err(format!("recv_borrow: {e}").into()),
+        let sample = loop {
+            match sub.recv_borrow_timeout(RECV_CHUNK) {
+                Ok(sample) => break sample,
+                Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
+                Err(RecvError::Timeout | RecvError::Empty) if now_ns() >= deadline_ns => {
+                    return Ok(Recv::TimedOut);
                 }
-            }
-            loop {
-                let left = deadline_ns.saturating_sub(now_ns());
-                match sub.recv_borrow_timeout(Duration::from_nanos(left)) {
-                    Ok(sample) => break 'got sample,
-                    Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
-                    Err(RecvError::Timeout | RecvError::Empty) if left == 0 => {
-                        return Ok(Recv::TimedOut);
-                    }
-                    Err(RecvError::Timeout | RecvError::Empty) => continue,
-                    Err(e) => return Err(format!("recv_borrow: {e}").into()),
-                }
+                Err(RecvError::Timeout | RecvError::Empty) => continue,
+                Err(e) => return Err(format!("recv_borrow: {e}").into()),
             }
         };
         if sample.len() != len {
@@ -279,7 +271,7 @@ impl Endpoint for BusEndpoint {
             // Stream on the borrow path: only the header (sequence number and send time) is read,
             // in place, as a zero-copy consumer reads what it needs.
             let len = buf.len();
-            let got = self.borrow_next(len, deadline_ns, true, |m| {
+            let got = self.borrow_next(len, deadline_ns, |m| {
                 buf[..msg::HEADER].copy_from_slice(&m[..msg::HEADER]);
             })?;
             return Ok(match got {
@@ -289,19 +281,11 @@ impl Endpoint for BusEndpoint {
             });
         }
         let sub = self.subscriber.as_mut().ok_or("this end only sends")?;
-        // A message that is already there costs no clock read (as in `recv_timeout` itself).
-        match sub.try_recv(buf) {
-            Ok(info) => return Ok(Recv::Msg(info.len)),
-            Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
-            Err(RecvError::Empty) => {}
-            Err(e) => return Err(format!("recv: {e}").into()),
-        }
         loop {
-            let left = deadline_ns.saturating_sub(now_ns());
-            match sub.recv_timeout(buf, Duration::from_nanos(left)) {
+            match sub.recv_timeout(buf, RECV_CHUNK) {
                 Ok(info) => return Ok(Recv::Msg(info.len)),
                 Err(RecvError::Lost { count, .. }) => return Ok(Recv::Lost(count)),
-                Err(RecvError::Timeout | RecvError::Empty) if left == 0 => {
+                Err(RecvError::Timeout | RecvError::Empty) if now_ns() >= deadline_ns => {
                     return Ok(Recv::TimedOut);
                 }
                 Err(RecvError::Timeout | RecvError::Empty) => continue,
@@ -333,9 +317,7 @@ impl Endpoint for BusEndpoint {
                 Recv::TimedOut => Recv::TimedOut,
             });
         }
-        // In place: the length and the header, as the copy path's loop reads its buffer. (No
-        // first poll: a ping-pong reply is never there yet, and this is the path that was
-        // measured.)
-        self.borrow_next(scratch.len(), deadline_ns, false, msg::seq)
+        // In place: the length and the header, as the copy path's loop reads its buffer.
+        self.borrow_next(scratch.len(), deadline_ns, msg::seq)
     }
 }
