@@ -27,6 +27,11 @@ pub(crate) fn owner_pid(owner: u64) -> u32 {
 
 /// Whether the owner named by `owner` still runs (0 = no owner = not alive). Our own pid counts
 /// only with our start time: a record of a dead process whose pid we now have is dead.
+///
+/// A start time of 0 means that its owner could not read it (`my_owner` on an unreadable
+/// `/proc/self/stat`, say with no file descriptor left): then only the pid is compared, so a
+/// live owner is never taken for dead (a lock or record it holds is never taken from under it),
+/// at the price of taking a reused pid for it.
 pub(crate) fn owner_alive(owner: u64) -> bool {
     let pid = owner_pid(owner);
     if pid == 0 {
@@ -36,9 +41,7 @@ pub(crate) fn owner_alive(owner: u64) -> bool {
     let me = pid == sys::current_pid();
     match sys::stat_of(pid) {
         Some((_, true)) => false, // a zombie
-        // A start time of 0 was unknown when the record was taken (see `my_owner`): for our own
-        // pid, assume it was ours.
-        Some((start, false)) => start & 0xffff_ffff == recorded || (me && recorded == 0),
+        Some((start, false)) => recorded == 0 || start & 0xffff_ffff == recorded,
         // Unreadable: another process is taken for gone; this one runs (it is asking).
         None => me,
     }
@@ -61,5 +64,8 @@ mod tests {
         assert!(!owner_alive(other));
         // pid 0x7fff_fff0 does not exist on Linux (pid_max ≤ 4 194 304).
         assert!(!owner_alive(owner_word(0x7fff_fff0, 1)));
+        // An unknown start time (0) compares the pid only: a live process is alive.
+        assert!(owner_alive(owner_word(pid, 0)));
+        assert!(!owner_alive(owner_word(0x7fff_fff0, 0)));
     }
 }

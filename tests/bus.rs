@@ -624,13 +624,20 @@ fn a_dead_lock_holder_whose_pid_was_reused_does_not_block_topic_creation() {
     // A live process's pid with another start time: its pid's previous owner, dead.
     poke(&name, LOCK, &(live ^ 1).to_le_bytes());
     let reused = bus.topic("reused");
-    // The live process itself.
+    // The live process itself; and a live process that could not read its start time (0):
+    // only its pid is compared, so it is not taken for dead.
     poke(&name, LOCK, &live.to_le_bytes());
     let held = bus.topic("held");
+    poke(&name, LOCK, &(live & !0xffff_ffff).to_le_bytes());
+    let unknown = bus.topic("held");
     child.kill().unwrap();
     child.wait().unwrap();
     reused.unwrap();
     assert!(matches!(held, Err(TopicError::LockTimeout)), "{held:?}");
+    assert!(
+        matches!(unknown, Err(TopicError::LockTimeout)),
+        "{unknown:?}"
+    );
     // Now that it is dead, its lock is taken over.
     bus.topic("held").unwrap();
 }
