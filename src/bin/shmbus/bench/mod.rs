@@ -288,16 +288,14 @@ fn run_all(ctx: &procs::Ctx, plan: &[RunSpec], repeat: u32, stop: &AtomicBool) -
     }
 }
 
-/// A flag set by SIGINT, SIGTERM or SIGHUP: the benchmark stops after the current run (whose children
+/// A flag set by SIGINT or SIGTERM: the benchmark stops after the current run (whose children
 /// got the terminal's SIGINT too), removes its names and reports what it measured. A second
 /// signal exits at once.
 fn stop_on_signal() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
+    // Not SIGHUP: after a hangup every write to the terminal fails, and the results could not
+    // be printed; its default action ends the run, and the next run removes what it left.
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // Registration fails only for forbidden signals; without it a signal just kills us.
         let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag));
         let _ = signal_hook::flag::register(sig, Arc::clone(&flag));

@@ -1,8 +1,8 @@
 //! Removes what an earlier `shmbus bench` left behind when it was killed with SIGKILL (the one
 //! way it cannot clean up): names that follow the benchmark's own patterns and carry the pid of a
 //! process that no longer exists. A live pid, even a reused one, keeps its names. A bus must also
-//! say so itself: its header names that pid as its creator, and that creator (by pid and start
-//! time) is dead; a bus someone named `bench-2024-06` is not the benchmark's. Like the library,
+//! say so itself: its header names that pid as its creator; a bus someone named `bench-2024-06`
+//! is not the benchmark's. Like the library,
 //! this assumes that every process using `/dev/shm` and the temporary directory shares one pid
 //! namespace: a run in another namespace has pids this one cannot see.
 
@@ -67,25 +67,23 @@ fn sweep_buses() -> usize {
         .into_iter()
         .filter(|bus| {
             is_stale(bus, "bench-")
-                && created_by_dead(bus, bench_pid(bus, "bench-"))
+                && created_by(bus, bench_pid(bus, "bench-"))
                 && shmbus::Bus::remove(bus).is_ok()
         })
         .count()
 }
 
-/// Whether bus `name` is one the benchmark made: its header names `pid` as its creator, and that
-/// creator is dead. A bus that cannot be opened (another layout, a creator that died before it
-/// was ready) is left to `shmbus gc`.
-fn created_by_dead(name: &str, pid: Option<u32>) -> bool {
-    let quick = shmbus::BusConfig {
-        open_timeout: std::time::Duration::from_millis(100),
-        prefault: false,
-        ..Default::default()
-    };
-    shmbus::Bus::open_with(name, &quick).is_ok_and(|bus| {
-        let info = bus.info();
-        Some(info.creator_pid) == pid && !info.creator_alive
-    })
+/// Whether bus `name` is one the benchmark made: its header (read from the object's bytes, not
+/// through the library, so that a bus of another layout version, or one whose creator died
+/// before it was ready, is judged too) starts with the magic and names `pid` as its creator.
+/// `creator_pid` sits at offset 32 in every layout version so far.
+fn created_by(name: &str, pid: Option<u32>) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 36];
+    let read = fs::File::open(format!("/dev/shm/shmbus.{name}"))
+        .and_then(|f| f.read_exact_at(&mut head, 0));
+    let creator = u32::from_le_bytes([head[32], head[33], head[34], head[35]]);
+    read.is_ok() && head[..8] == *b"SHMBUS\0\x01" && Some(creator) == pid
 }
 
 /// Whether process `pid` exists.
@@ -121,8 +119,8 @@ mod tests {
     /// Set for [`child_creates_a_bus`] run as a child process.
     const CHILD: &str = "SHMBUS_STALE_TEST_CHILD";
 
-    /// As a child: creates bus `bench-<own pid>-7`, prints its name and exits, leaving it behind
-    /// with a dead creator, as a killed benchmark does.
+    /// As a child: creates bus `bench-<own pid>-7` and exits, leaving it behind with a dead
+    /// creator, as a killed benchmark does.
     #[test]
     fn child_creates_a_bus() {
         if std::env::var_os(CHILD).is_none() {
@@ -131,7 +129,20 @@ mod tests {
         let name = format!("bench-{}-7", std::process::id());
         let bus = shmbus::Bus::create(&name, &shmbus::BusConfig::default()).unwrap();
         std::mem::forget(bus);
-        println!("BUS={name}");
+    }
+
+    /// A bus named `bench-<pid>-7` left by a child that has exited.
+    fn bus_of_a_dead_run() -> String {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "bench::stale::tests::child_creates_a_bus"])
+            .env(CHILD, "1")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let name = format!("bench-{}-7", child.id());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "child: {status}");
+        name
     }
 
     #[test]
@@ -145,25 +156,25 @@ mod tests {
         let kept = shmbus::Bus::list().unwrap().contains(&foreign);
         shmbus::Bus::remove(&foreign).unwrap();
         assert!(kept, "a bus whose header names a live creator was removed");
-        // A bus left by a dead run: swept.
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "bench::stale::tests::child_creates_a_bus",
-                "--nocapture",
-            ])
-            .env(CHILD, "1")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let name = text
-            .lines()
-            .find_map(|l| l.strip_prefix("BUS="))
-            .unwrap_or_else(|| panic!("child printed no bus: {text}"))
-            .to_owned();
-        let swept = sweep_buses() >= 1 && !shmbus::Bus::list().unwrap().contains(&name);
+        // Buses left by dead runs, one of them of another layout version (which the library
+        // cannot open): swept.
+        let name = bus_of_a_dead_run();
+        let old = bus_of_a_dead_run();
+        {
+            use std::os::unix::fs::FileExt;
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/dev/shm/shmbus.{old}"))
+                .unwrap();
+            f.write_all_at(&2u32.to_le_bytes(), 8).unwrap(); // layout_version
+        }
+        sweep_buses();
+        let left = shmbus::Bus::list().unwrap();
+        let (kept_new, kept_old) = (left.contains(&name), left.contains(&old));
         let _ = shmbus::Bus::remove(&name);
-        assert!(swept, "the dead run's bus {name} was kept");
+        let _ = shmbus::Bus::remove(&old);
+        assert!(!kept_new, "the dead run's bus {name} was kept");
+        assert!(!kept_old, "the dead run's layout-2 bus {old} was kept");
     }
 
     #[test]
