@@ -298,10 +298,11 @@ fn out_of_range_options_are_refused_by_name() {
             "--fanout-rate: must be positive",
         ),
         (["--rate", "0"].as_slice(), "--rate: must be positive"),
+        (["--spin", "11ms"].as_slice(), "--spin: at most 10 ms"),
         // Checked before the run, not after it.
         (
             ["--json", "/nonexistent-dir/b.json"].as_slice(),
-            "--json \"/nonexistent-dir/b.json\": cannot write in",
+            "--json \"/nonexistent-dir/b.json\": cannot write",
         ),
     ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmbus"));

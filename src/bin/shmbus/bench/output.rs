@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Result;
 use super::args::{BenchArgs, Settings};
@@ -142,28 +142,46 @@ pub fn write_outputs(
 }
 
 /// Checks before anything runs that `--json`, `--hdr` and `--plot` can be written: a typo in a
-/// path would otherwise surface only after the whole run, with its results lost. Creates the
-/// `--hdr` directory.
+/// path would otherwise surface only after the whole run, with its results lost. Writes nothing:
+/// a file that exists must be writable (`/dev/stdout` is fine), one that does not must be
+/// creatable in its directory; the `--hdr` directory, likewise, or its parent.
 ///
 /// # Errors
-/// A file's directory does not exist or is not writable; the `--hdr` directory cannot be made.
+/// The first path that cannot be written, and why.
 pub fn check_outputs(args: &BenchArgs) -> Result<()> {
+    use rustix::fs::{Access, access};
+    let parent = |path: &std::path::Path| match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     for (option, path) in [("--json", &args.json), ("--plot", &args.plot)] {
         let Some(path) = path else { continue };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => std::path::Path::new("."),
-        };
         if path.is_dir() {
             return Err(format!("{option} {path:?}: is a directory").into());
         }
-        rustix::fs::access(dir, rustix::fs::Access::WRITE_OK)
-            .map_err(|e| format!("{option} {path:?}: cannot write in {dir:?}: {e}"))?;
+        let target = if path.exists() {
+            path.clone()
+        } else {
+            parent(path)
+        };
+        access(&target, Access::WRITE_OK)
+            .map_err(|e| format!("{option} {path:?}: cannot write {target:?}: {e}"))?;
     }
     if let Some(dir) = &args.hdr {
-        fs::create_dir_all(dir).map_err(|e| format!("--hdr {dir:?}: {e}"))?;
-        rustix::fs::access(dir, rustix::fs::Access::WRITE_OK)
-            .map_err(|e| format!("--hdr {dir:?}: cannot write in it: {e}"))?;
+        if dir.exists() && !dir.is_dir() {
+            return Err(format!("--hdr {dir:?}: not a directory").into());
+        }
+        // The nearest existing ancestor is where `create_dir_all` will write.
+        let mut target = dir.clone();
+        while !target.exists() {
+            let up = parent(&target);
+            if up == target {
+                break; // `.` itself is gone: `access` says so below
+            }
+            target = up;
+        }
+        access(&target, Access::WRITE_OK)
+            .map_err(|e| format!("--hdr {dir:?}: cannot write {target:?}: {e}"))?;
     }
     Ok(())
 }
