@@ -14,6 +14,10 @@ use super::workload::Limits;
 /// nobody measures one configuration for longer.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
+/// Longest `--spin`: the shmbus endpoints receive in chunks of 1 s, each of which starts the
+/// spin phase afresh (`transports/bus.rs`).
+const MAX_SPIN: Duration = Duration::from_millis(10);
+
 /// Options of `shmbus bench`.
 #[derive(Debug, Args)]
 #[command(
@@ -77,7 +81,7 @@ pub struct BenchArgs {
     /// Write an SVG plot of the percentile curves to FILE.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
-    /// Spin phase of the spin-then-park mode (e.g. `50us`).
+    /// Spin phase of the spin-then-park mode (e.g. `50us`; at most 10 ms).
     #[arg(long, value_parser = parse_duration, default_value = "50us")]
     pub spin: Duration,
     /// Slots per ring of the shmbus topics, of the `ring` reference and of iceoryx2's subscriber
@@ -146,6 +150,11 @@ impl BenchArgs {
         }
         if s.limits.duration > MAX_DURATION {
             return Err("--duration: at most 24 h".into());
+        }
+        if self.spin > MAX_SPIN {
+            return Err(
+                "--spin: at most 10 ms (a longer spin phase is busy-waiting: --mode spin)".into(),
+            );
         }
         if let Some(&p) = self
             .payload

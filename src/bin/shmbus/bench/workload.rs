@@ -175,9 +175,10 @@ pub fn open_loop(ep: &mut dyn Endpoint, payload: usize, rate: u64, limits: &Limi
     finish(ep, &mut buf, sent)
 }
 
-/// How far behind its schedule an open-loop publisher may fall: the run's duration, at least 1 s.
+/// How far behind its schedule an open-loop publisher may fall: the run's duration, at least
+/// 5 s (a machine that stalls a process for a second or two must not fail the run).
 pub fn max_lag(limits: &Limits) -> Duration {
-    limits.duration.max(Duration::from_secs(1))
+    limits.duration.max(Duration::from_secs(5))
 }
 
 /// Publishes as fast as the transport accepts, stamping the send time of one message in
@@ -351,8 +352,8 @@ mod tests {
             .to_string();
         let took = Duration::from_nanos(now_ns() - t0);
         assert!(err.contains("cannot keep up with this rate"), "{err}");
-        // About max_lag (1 s) and one send: not the thousands of sends the schedule held.
-        assert!(took < Duration::from_secs(30), "{took:?}");
+        // About max_lag (5 s) and one send: not the hundred sends (30 s) the schedule held.
+        assert!(took < Duration::from_secs(20), "{took:?}");
     }
 
     #[test]
