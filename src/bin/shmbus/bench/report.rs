@@ -46,7 +46,7 @@ pub struct Row {
     pub worst_max_preemptions: Option<u64>,
     /// Median msgs/s.
     pub msgs_per_s: f64,
-    /// Messages lost, all repeats.
+    /// Messages lost: the median of the repeats.
     pub lost: u64,
     /// Number of repeats.
     pub repeats: usize,
@@ -445,7 +445,7 @@ pub fn throughput(rows: &[Row]) -> String {
             fmt_rate(bytes),
             match r.lost {
                 0 => String::new(),
-                n => format!(" ({n} lost by the subscriber)"),
+                n => format!(" ({n} lost by the subscriber, median of the repeats)"),
             }
         );
     }
