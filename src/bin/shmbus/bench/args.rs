@@ -85,7 +85,7 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_duration, default_value = "50us")]
     pub spin: Duration,
     /// Slots per ring of the shmbus topics, of the `ring` reference and of iceoryx2's subscriber
-    /// buffer: a power of two, 2 to 1048576 [default: 4 MiB / payload, clamped to 64..16384, so
+    /// buffer: a power of two, 2 to 1048576 [default: 4 MiB / payload, clamped to 8..16384, so
     /// 16384 at 64 B]. Ping-pong never has more than one message in flight, so any count works
     /// there; a small ring makes the open-loop, stream and fanout receivers lose messages. A run
     /// whose shmbus rings would exceed 4 GiB fails with a message (the others go on).

@@ -16,7 +16,7 @@
 //! (with feature `bench-iceoryx2`), `aeron` (with feature `bench-aeron`);
 //! `path` is `"copy"` or `"borrow"` for `shmbus` and `null` for every other transport.
 //! `slots` is the ring size of the transports that have a ring (`shmbus`, `c`, `ring`,
-//! `iceoryx2`: `--slots`, or 4 MiB / payload clamped to 64..16384; `ring2`: 2) and `null` for
+//! `iceoryx2`: `--slots`, or 4 MiB / payload clamped to 8..16384; `ring2`: 2) and `null` for
 //! the others
 //! (added in schema 1 without a version bump: readers of the earlier output ignore it).
 //! `smt_siblings` is `null` when unknown; `msgs_per_s` is round trips per second for ping-pong

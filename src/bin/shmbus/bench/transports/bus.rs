@@ -324,3 +324,24 @@ impl Endpoint for BusEndpoint {
         self.borrow_next(scratch.len(), deadline_ns, msg::seq)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::transports::default_slots;
+
+    /// Every bus of a default run (ping-pong's two topics at each default payload) fits in a
+    /// container's default 64 MiB `/dev/shm`, with room for the other objects of the run.
+    #[test]
+    fn a_default_run_fits_a_small_dev_shm() {
+        for payload in [8usize, 64, 1024, 64 << 10, 1 << 20] {
+            let cfg = TopicConfig {
+                slots: u32::try_from(default_slots(payload)).unwrap(),
+                payload_size: u32::try_from(payload).unwrap(),
+                ..Default::default()
+            };
+            let size = bus_config(&cfg, 2).unwrap().size;
+            assert!(size <= 32 << 20, "{payload} B: a {size}-byte bus");
+        }
+    }
+}

@@ -151,11 +151,13 @@ pub fn ring_slots(payload: usize, slots: Option<usize>) -> usize {
 /// Ring bytes per topic the benchmark aims for by default: the slot count is this divided by
 /// the payload.
 pub const RING_BYTES: usize = 4 << 20;
-/// Fewest and most slots of a default ring.
-pub const DEFAULT_SLOTS: (usize, usize) = (64, 16384);
+/// Fewest and most slots of a default ring. At most 8 slots of a large message: the default
+/// run's largest bus (two 8-slot rings of 1 MiB) then takes 17 MiB of `/dev/shm`, which fits a
+/// container's default 64 MiB (with 64 slots it took 129 MiB, and every 1 MiB run failed there).
+pub const DEFAULT_SLOTS: (usize, usize) = (8, 16384);
 
 /// Default slots per ring for `payload`-byte messages: [`RING_BYTES`] / payload, clamped to
-/// 64..16384, a power of two (16384 at 64 B, a 2 MiB ring). The size matters for streaming: at
+/// 8..16384, a power of two (16384 at 64 B, a 2 MiB ring; 64 at 64 KiB; 8 at 1 MiB). The size matters for streaming: at
 /// 4096 slots (512 KiB, inside one core's L2) the publisher laps a busy-spinning subscriber
 /// closely and both fight over the same lines (64 B stream about 22 M msgs/s on our test machine);
 /// from 16384 slots on, about 50 M (docs/benchmarks.md). Busy-spin ping-pong prefers few slots
