@@ -322,7 +322,7 @@ mod tests {
         let g = Geometry::new(8, default_slots(8));
         assert_eq!((g.slots, g.stride * 8), (16384, 64));
         let g = Geometry::new(1 << 20, default_slots(1 << 20));
-        assert_eq!(g.slots, 64);
+        assert_eq!(g.slots, 8);
         assert!(Geometry::new(64, 2).object_bytes(2).is_multiple_of(4096));
         assert!(g.object_bytes(2).is_multiple_of(4096));
     }
