@@ -302,7 +302,15 @@ fn out_of_range_options_are_refused_by_name() {
         // Checked before the run, not after it.
         (
             ["--json", "/nonexistent-dir/b.json"].as_slice(),
-            "--json \"/nonexistent-dir/b.json\": cannot write",
+            "--json \"/nonexistent-dir/b.json\": \"/nonexistent-dir\" is not a directory",
+        ),
+        (
+            [
+                "--hdr",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml/hdr"),
+            ]
+            .as_slice(),
+            "Cargo.toml\" is not a directory",
         ),
     ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmbus"));

@@ -162,7 +162,11 @@ pub fn check_outputs(args: &BenchArgs) -> Result<()> {
         let target = if path.exists() {
             path.clone()
         } else {
-            parent(path)
+            let dir = parent(path);
+            if !dir.is_dir() {
+                return Err(format!("{option} {path:?}: {dir:?} is not a directory").into());
+            }
+            dir
         };
         access(&target, Access::WRITE_OK)
             .map_err(|e| format!("{option} {path:?}: cannot write {target:?}: {e}"))?;
@@ -171,14 +175,18 @@ pub fn check_outputs(args: &BenchArgs) -> Result<()> {
         if dir.exists() && !dir.is_dir() {
             return Err(format!("--hdr {dir:?}: not a directory").into());
         }
-        // The nearest existing ancestor is where `create_dir_all` will write.
+        // The nearest existing ancestor (a dangling symlink counts as existing) is where
+        // `create_dir_all` will write: it must be a writable directory.
         let mut target = dir.clone();
-        while !target.exists() {
+        while !target.exists() && target.symlink_metadata().is_err() {
             let up = parent(&target);
             if up == target {
                 break; // `.` itself is gone: `access` says so below
             }
             target = up;
+        }
+        if !target.is_dir() {
+            return Err(format!("--hdr {dir:?}: {target:?} is not a directory").into());
         }
         access(&target, Access::WRITE_OK)
             .map_err(|e| format!("--hdr {dir:?}: cannot write {target:?}: {e}"))?;
