@@ -74,17 +74,32 @@ fn sweep_buses() -> usize {
 }
 
 /// Whether bus `name` is one the benchmark made: its header (read from the object's bytes, not
-/// through the library, so that a bus of another layout version, or one whose creator died
-/// before it was ready, is judged too) starts with the magic and names `pid` as its creator.
-/// `creator_pid` sits at offset 32 in every layout version so far.
+/// through the library, so that a bus of another layout version is judged too) starts with the
+/// magic and names `pid` as its creator (`creator_pid` sits at offset 32 in every layout version
+/// so far). Or the header was never written: a creator killed while it sized and mapped the
+/// object (most of `Bus::create`'s time) leaves it all zero, or empty; such an object is taken
+/// for the benchmark's once it is a minute old, so that a creation in progress is never removed.
 fn created_by(name: &str, pid: Option<u32>) -> bool {
     use std::os::unix::fs::FileExt;
+    let Ok(file) = fs::File::open(format!("/dev/shm/shmbus.{name}")) else {
+        return false;
+    };
     let mut head = [0u8; 36];
-    let read = fs::File::open(format!("/dev/shm/shmbus.{name}"))
-        .and_then(|f| f.read_exact_at(&mut head, 0));
-    let creator = u32::from_le_bytes([head[32], head[33], head[34], head[35]]);
-    read.is_ok() && head[..8] == *b"SHMBUS\0\x01" && Some(creator) == pid
+    let got = file.read_at(&mut head, 0).unwrap_or(0);
+    if got == head.len() && head[..8] == *b"SHMBUS\0\x01" {
+        let creator = u32::from_le_bytes([head[32], head[33], head[34], head[35]]);
+        return Some(creator) == pid;
+    }
+    let unwritten = head[..got].iter().all(|&b| b == 0);
+    let old = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= HALF_MADE_AGE));
+    unwritten && old
 }
+
+/// How old a bus whose header was never written must be before the sweeper removes it.
+const HALF_MADE_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Whether process `pid` exists.
 fn pid_exists(pid: u32) -> bool {
@@ -175,6 +190,31 @@ mod tests {
         let _ = shmbus::Bus::remove(&old);
         assert!(!kept_new, "the dead run's bus {name} was kept");
         assert!(!kept_old, "the dead run's layout-2 bus {old} was kept");
+    }
+
+    #[test]
+    fn a_bus_whose_header_was_never_written_is_swept_once_it_is_old() {
+        // A creator killed while it sized the object: zeros, no header. Named after a pid that
+        // does not exist (2^22 + 2).
+        let name = format!("bench-{}-{}", (1u32 << 22) + 2, std::process::id());
+        let path = format!("/dev/shm/shmbus.{name}");
+        let file = fs::File::create(&path).unwrap();
+        file.set_len(4096).unwrap();
+        sweep_buses();
+        let young_kept = Path::new(&path).exists();
+        let two_minutes_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        file.set_modified(two_minutes_ago).unwrap();
+        sweep_buses();
+        let old_kept = Path::new(&path).exists();
+        let _ = fs::remove_file(&path);
+        assert!(
+            young_kept,
+            "a header-less bus was removed at once: its creation may be going on"
+        );
+        assert!(
+            !old_kept,
+            "a header-less bus of a dead run, two minutes old, was kept"
+        );
     }
 
     #[test]
