@@ -339,7 +339,7 @@ impl Subscriber {
         }
     }
 
-    /// Receives the next message, waiting at most `timeout`.
+    /// Receives the next message, waiting up to `timeout`.
     ///
     /// With a spinning [`WaitStrategy`], the clock is first read after a first round of polls
     /// (64, a few microseconds), and `timeout` counts from there: a message that comes within
@@ -378,7 +378,8 @@ impl Subscriber {
         r
     }
 
-    /// Waits at most `timeout` for the next message and passes its validated bytes to `f`.
+    /// Waits up to `timeout` (counted as in [`recv_timeout`](Self::recv_timeout)) for the next
+    /// message and passes its validated bytes to `f`.
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout), except that `BufferTooSmall` cannot happen.
@@ -396,7 +397,8 @@ impl Subscriber {
     }
 
     /// Receives the next message as a plain-data value (any `zerocopy::FromBytes` type), waiting
-    /// at most `timeout`. The message must be exactly `size_of::<T>()` bytes long.
+    /// up to `timeout` (counted as in [`recv_timeout`](Self::recv_timeout)). The message must be
+    /// exactly `size_of::<T>()` bytes long.
     ///
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout); a message of another length is consumed and
@@ -513,7 +515,8 @@ impl Subscriber {
         self.lend(info)
     }
 
-    /// Lossless topics: waits at most `timeout` for the next message and borrows it in place.
+    /// Lossless topics: waits up to `timeout` (counted as in [`recv_timeout`](Self::recv_timeout))
+    /// for the next message and borrows it in place.
     /// See [`try_recv_borrow`](Self::try_recv_borrow).
     ///
     /// # Errors

@@ -492,7 +492,7 @@ class Subscriber {
     });
   }
 
-  /// The next message, waiting at most `timeout`.
+  /// The next message, waiting up to `timeout` (counted as in `shmbus_subscriber_recv_timeout`).
   template <class Rep, class Period>
   Received recv_timeout(MutBytes buf, std::chrono::duration<Rep, Period> timeout) {
     std::uint64_t timeout_ns = detail::to_ns(timeout);
@@ -511,8 +511,8 @@ class Subscriber {
     });
   }
 
-  /// Lossless topics: waits at most `timeout` for the next message and borrows it in place
-  /// (status timeout if none came). Throws as try_recv_borrow.
+  /// Lossless topics: waits up to `timeout` (counted as in `shmbus_subscriber_recv_timeout`)
+  /// for the next message and borrows it in place (status timeout if none came). Throws as try_recv_borrow.
   template <class Rep, class Period>
   Sample recv_borrow_timeout(std::chrono::duration<Rep, Period> timeout) {
     std::uint64_t timeout_ns = detail::to_ns(timeout);

@@ -398,8 +398,9 @@ pub unsafe extern "C" fn shmbus_subscriber_recv(
     }
 }
 
-/// Receives the next message, waiting at most `timeout_ns` nanoseconds. Otherwise as
-/// `shmbus_subscriber_try_recv`.
+/// Receives the next message, waiting up to `timeout_ns` nanoseconds (with a spinning wait
+/// strategy counted from the end of a first round of 64 polls, as in the Rust `recv_timeout`).
+/// Otherwise as `shmbus_subscriber_try_recv`.
 ///
 /// Errors: `NULL_PARAMETER`, `TIMEOUT`, `LOST`, `BUFFER_TOO_SMALL`, `SAMPLE_OUTSTANDING`.
 ///
@@ -504,8 +505,9 @@ pub unsafe extern "C" fn shmbus_subscriber_try_recv_borrow(
     }
 }
 
-/// Lossless topics: waits at most `timeout_ns` nanoseconds for the next message and borrows it
-/// in place, with the subscriber's wait strategy. Otherwise as
+/// Lossless topics: waits up to `timeout_ns` nanoseconds (counted as in
+/// `shmbus_subscriber_recv_timeout`) for the next message and borrows it in place, with the
+/// subscriber's wait strategy. Otherwise as
 /// `shmbus_subscriber_try_recv_borrow` (it returns `TIMEOUT` rather than `EMPTY`).
 ///
 /// Errors: `NULL_PARAMETER`, `NOT_LOSSLESS`, `TIMEOUT`, `LOST`, `SAMPLE_OUTSTANDING`.
