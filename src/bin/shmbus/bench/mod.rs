@@ -288,14 +288,19 @@ fn run_all(ctx: &procs::Ctx, plan: &[RunSpec], repeat: u32, stop: &AtomicBool) -
     }
 }
 
-/// A flag set by SIGINT or SIGTERM: the benchmark stops after the current run (whose children
-/// got the terminal's SIGINT too), removes its names and reports what it measured. A second
-/// signal exits at once.
+/// A flag set by SIGINT or SIGTERM (and SIGHUP when neither stdout nor stderr is a terminal):
+/// the benchmark stops after the current run (whose children got the terminal's SIGINT too),
+/// removes its names and reports what it measured. A second signal exits at once.
 fn stop_on_signal() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
-    // Not SIGHUP: after a hangup every write to the terminal fails, and the results could not
-    // be printed; its default action ends the run, and the next run removes what it left.
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    let mut signals = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+    // SIGHUP only when the output goes to files or pipes: after a hangup every write to the
+    // terminal fails, so results printed there would be lost anyway; then its default action
+    // ends the run, and the next run removes what it left.
+    if !std::io::stdout().is_terminal() && !std::io::stderr().is_terminal() {
+        signals.push(signal_hook::consts::SIGHUP);
+    }
+    for sig in signals {
         // Registration fails only for forbidden signals; without it a signal just kills us.
         let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag));
         let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
