@@ -194,9 +194,10 @@ fn parse_slots(s: &str) -> std::result::Result<usize, String> {
 /// Parses `1s`, `250ms`, `50us`, `2.5s`, `100ns`, `1m`, `1h` (a bare number is seconds).
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
+    // The unit is the trailing run of letters, so that a number may have an exponent (`1e-3`).
     let split = s
-        .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
-        .unwrap_or(s.len());
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic() || c == 'µ')
+        .len();
     let (num, unit) = s.split_at(split);
     let value: f64 = num
         .trim()
@@ -244,6 +245,10 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("50us"), Ok(Duration::from_micros(50)));
         assert!(parse_duration("3 parsecs").is_err());
+        assert_eq!(parse_duration("1e-3"), Ok(Duration::from_millis(1)));
+        assert_eq!(parse_duration("2.5e2ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("ms").is_err());
     }
 
     #[test]
