@@ -6,7 +6,10 @@
 //! * `pipe`: named pipes (FIFOs) in the run's private directory: the same kernel pipe as
 //!   `pipe(2)`, reachable by name like the other transports. Ping-pong uses one FIFO each way.
 //! * `unix`: a `SOCK_STREAM` Unix domain socket bound to a path in the run's directory.
-//! * `tcp`: 127.0.0.1 only (an ephemeral port), `TCP_NODELAY` on both ends.
+//! * `tcp`: 127.0.0.1 only (an ephemeral port), `TCP_NODELAY` on both ends. Any local process
+//!   may connect to the port, so each child first sends a token that the parent wrote into the
+//!   run's private (0700) directory: a connection without it is closed and not taken for a
+//!   child's.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -47,10 +50,20 @@ pub fn prepare(shape: &Shape, names: &Names) -> Result<Prepared> {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             listener.set_nonblocking(true)?;
             let addr = listener.local_addr()?.to_string();
+            let mut token = [0u8; TOKEN_LEN];
+            File::open("/dev/urandom")?.read_exact(&mut token)?;
+            let token_path = names.path("tcp.token");
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&token_path)?
+                .write_all(&token)?;
+            let token_addr = token_path.to_string_lossy().into_owned();
             Ok(Prepared {
-                child_addrs: vec![vec![addr]; shape.children],
+                child_addrs: vec![vec![addr, token_addr]; shape.children],
                 rendezvous: Box::new(Listening {
-                    listener: Listener::Tcp(listener),
+                    listener: Listener::Tcp(listener, token),
                     shape: *shape,
                 }),
             })
@@ -83,8 +96,10 @@ pub fn open_child(shape: &Shape, addrs: &[String]) -> Result<Box<dyn Endpoint>> 
             }))
         }
         _ => {
-            let s = TcpStream::connect(addr(addrs, 0)?)?;
+            let token = std::fs::read(addr(addrs, 1)?)?;
+            let mut s = TcpStream::connect(addr(addrs, 0)?)?;
             s.set_nodelay(true)?;
+            s.write_all(&token)?;
             Ok(Box::new(StreamEndpoint {
                 reader: Some(s.try_clone()?),
                 writers: vec![s],
@@ -184,8 +199,31 @@ fn set_blocking(file: &File) -> Result<()> {
 enum Listener {
     /// Unix domain stream socket.
     Unix(UnixListener),
-    /// TCP on 127.0.0.1.
-    Tcp(TcpListener),
+    /// TCP on 127.0.0.1, and the token its children send first.
+    Tcp(TcpListener, [u8; TOKEN_LEN]),
+}
+
+/// Bytes of the token a TCP child sends before anything else.
+const TOKEN_LEN: usize = 16;
+
+/// How long an accepted TCP connection has to send the token (a child sends it right after
+/// connecting; the margin is for a loaded machine).
+const TOKEN_WAIT: Duration = Duration::from_secs(3);
+
+/// An accepted TCP connection, made ready for the run if it sends `token` within [`TOKEN_WAIT`];
+/// `None` (and closed) if it does not, or if anything about it fails: whoever it was, it is not
+/// a child, and must not stop the run.
+fn child_stream(mut s: TcpStream, token: &[u8; TOKEN_LEN]) -> Option<Box<dyn ReadWrite>> {
+    s.set_nonblocking(false).ok()?;
+    s.set_nodelay(true).ok()?;
+    s.set_read_timeout(Some(TOKEN_WAIT)).ok()?;
+    let mut got = [0u8; TOKEN_LEN];
+    s.read_exact(&mut got).ok()?;
+    if got != *token {
+        return None;
+    }
+    s.set_read_timeout(None).ok()?;
+    Some(Box::new(s))
 }
 
 /// The parent's listening socket before the children connected.
@@ -197,28 +235,24 @@ struct Listening {
 }
 
 impl Listening {
-    /// Accepts one connection before `deadline_ns`.
+    /// Accepts one child's connection before `deadline_ns`. On TCP, a connection that does not
+    /// send the run's token within [`TOKEN_WAIT`] is closed, and the wait goes on.
     fn accept(&self, deadline_ns: u64) -> Result<Box<dyn ReadWrite>> {
         loop {
-            let accepted: std::io::Result<Box<dyn ReadWrite>> = match &self.listener {
+            if now_ns() >= deadline_ns {
+                return Err("a child did not connect in time".into());
+            }
+            let accepted: std::io::Result<Option<Box<dyn ReadWrite>>> = match &self.listener {
                 Listener::Unix(l) => l.accept().and_then(|(s, _)| {
                     s.set_nonblocking(false)?;
-                    Ok(Box::new(s) as Box<dyn ReadWrite>)
+                    Ok(Some(Box::new(s) as Box<dyn ReadWrite>))
                 }),
-                Listener::Tcp(l) => l.accept().and_then(|(s, _)| {
-                    s.set_nonblocking(false)?;
-                    s.set_nodelay(true)?;
-                    Ok(Box::new(s) as Box<dyn ReadWrite>)
-                }),
+                Listener::Tcp(l, token) => l.accept().map(|(s, _)| child_stream(s, token)),
             };
             match accepted {
-                Ok(s) => return Ok(s),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    if now_ns() >= deadline_ns {
-                        return Err("a child did not connect in time".into());
-                    }
-                    std::thread::sleep(POLL);
-                }
+                Ok(Some(s)) => return Ok(s),
+                Ok(None) => {} // not one of ours: closed by the drop
+                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(POLL),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -277,5 +311,51 @@ impl<R: Read, W: Write> Endpoint for StreamEndpoint<R, W> {
         let reader = self.reader.as_mut().ok_or("this end only sends")?;
         reader.read_exact(buf)?;
         Ok(Recv::Msg(buf.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::plan::{DataPath, Mode};
+    use super::*;
+
+    /// A local process that connects to the TCP port before the child, without the token, is
+    /// closed and not taken for the child.
+    #[test]
+    fn a_tcp_connection_without_the_token_is_not_taken_for_a_child() {
+        let dir = std::env::temp_dir().join(format!("shmbus-tcp-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let names = Names {
+            dir: dir.clone(),
+            tag: "t".to_owned(),
+        };
+        let shape = Shape {
+            transport: Transport::Tcp,
+            mode: Mode::Blocking,
+            payload: 8,
+            children: 1,
+            duplex: false,
+            spin: Duration::ZERO,
+            path: DataPath::Copy,
+            slots: None,
+        };
+        let prepared = prepare(&shape, &names).unwrap();
+        let addrs = prepared.child_addrs[0].clone();
+        let child = std::thread::spawn(move || {
+            // A stranger first: it sends the wrong bytes, then one that sends nothing.
+            let mut stranger = TcpStream::connect(&addrs[0]).unwrap();
+            stranger.write_all(&[0u8; TOKEN_LEN]).unwrap();
+            let _silent = TcpStream::connect(&addrs[0]).unwrap();
+            let mut ep = open_child(&shape, &addrs).unwrap();
+            let mut buf = [0u8; 8];
+            let got = ep.recv(&mut buf, now_ns() + 10_000_000_000).unwrap();
+            (matches!(got, Recv::Msg(8)), buf)
+        });
+        let deadline = now_ns() + 10_000_000_000;
+        let mut parent = prepared.rendezvous.connect(deadline).unwrap();
+        parent.send(b"the-real").unwrap();
+        let (ok, buf) = child.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(ok && &buf == b"the-real", "{buf:?}");
     }
 }
