@@ -9,21 +9,10 @@
 
 use crate::sys;
 
-/// The owner word for the calling process. Its start time is read once per process (keyed by
-/// pid: a forked child has a new pid and reads its own), so that a later failure to read
-/// `/proc/self/stat` (no file descriptor left, say) cannot make it 0, the "unknown" that
-/// [`owner_alive`] has to compare by pid alone. Only if even the first reads fail is it 0.
+/// The owner word for the calling process. Read afresh each time (a forked child has a new pid).
 pub(crate) fn my_owner() -> u64 {
-    /// `(pid, start time)` of the last successful read.
-    static OWN: std::sync::Mutex<(u32, u64)> = std::sync::Mutex::new((0, 0));
     let pid = sys::current_pid();
-    let mut own = OWN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if own.0 != pid || own.1 == 0 {
-        *own = (pid, sys::process_start_time(pid));
-    }
-    owner_word(pid, own.1)
+    owner_word(pid, sys::process_start_time(pid))
 }
 
 /// Builds an owner word.
@@ -39,11 +28,10 @@ pub(crate) fn owner_pid(owner: u64) -> u32 {
 /// Whether the owner named by `owner` still runs (0 = no owner = not alive). Our own pid counts
 /// only with our start time: a record of a dead process whose pid we now have is dead.
 ///
-/// A start time of 0 means that its owner could not read it (`my_owner` with `/proc/self/stat`
-/// unreadable from the start): then only the pid is compared, so a live owner is never taken
-/// for dead (a lock or record it holds is never taken from under it), at the price of taking a
-/// reused pid for it: should that owner die and its pid go to a long-lived process, the lock or
-/// record stays held until that process ends (docs/design.md §6).
+/// A start time of 0 means that its owner could not read it (`my_owner` on an unreadable
+/// `/proc/self/stat`, say with no file descriptor left): then only the pid is compared, so a
+/// live owner is never taken for dead (a lock or record it holds is never taken from under it),
+/// at the price of taking a reused pid for it.
 pub(crate) fn owner_alive(owner: u64) -> bool {
     let pid = owner_pid(owner);
     if pid == 0 {
