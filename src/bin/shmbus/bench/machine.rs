@@ -125,6 +125,21 @@ pub fn interrupts_by_cpu(cpus: &[usize]) -> Option<Vec<u64>> {
     parse_interrupts(&fs::read_to_string("/proc/interrupts").ok()?, cpus)
 }
 
+/// Whether this process ignores signal `sig` (as under `nohup` for SIGHUP): bit `sig - 1` of the
+/// `SigIgn` mask in `/proc/self/status`. False if that cannot be read.
+pub fn signal_ignored(sig: i32) -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|s| sig_ignored_in(&s, sig))
+}
+
+/// [`signal_ignored`] on a `/proc/PID/status` text.
+fn sig_ignored_in(status: &str, sig: i32) -> bool {
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
+    (1..=64).contains(&sig) && mask.is_some_and(|m| m >> (sig - 1) & 1 == 1)
+}
+
 /// The interrupts of each CPU of `cpus`, summed over every row of a /proc/interrupts text. The
 /// first line names the columns (`CPU0 CPU1 ...`); each row is `NAME: count count ...
 /// description`, and the rows with a single total (`ERR:`, `MIS:`) have no per-CPU columns and
@@ -271,5 +286,15 @@ mod tests {
         assert_eq!(total("", &[0]), None);
         // Rows cut short (a line of a newer kernel's format) are skipped, not misread.
         assert_eq!(total("CPU0 CPU1\nX: 1\nLOC: 2 3 timer\n", &[1]), Some(3));
+    }
+
+    #[test]
+    fn ignored_signals_are_read_from_the_status_mask() {
+        let status = "Name:\tshmbus\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001001\n";
+        assert!(sig_ignored_in(status, 1)); // SIGHUP, as under nohup
+        assert!(sig_ignored_in(status, 13)); // SIGPIPE
+        assert!(!sig_ignored_in(status, 2));
+        assert!(!sig_ignored_in("SigIgn:\tzz\n", 1));
+        assert!(!sig_ignored_in(status, 0));
     }
 }

@@ -296,8 +296,12 @@ fn stop_on_signal() -> Arc<AtomicBool> {
     let mut signals = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
     // SIGHUP only when the output goes to files or pipes: after a hangup every write to the
     // terminal fails, so results printed there would be lost anyway; then its default action
-    // ends the run, and the next run removes what it left.
-    if !std::io::stdout().is_terminal() && !std::io::stderr().is_terminal() {
+    // ends the run, and the next run removes what it left. Never when it is ignored (`nohup`):
+    // the run is meant to outlive the hangup.
+    if !std::io::stdout().is_terminal()
+        && !std::io::stderr().is_terminal()
+        && !machine::signal_ignored(signal_hook::consts::SIGHUP)
+    {
         signals.push(signal_hook::consts::SIGHUP);
     }
     for sig in signals {
