@@ -22,7 +22,7 @@ use std::time::Duration;
 use rustix::fs::{CWD, Mode, OFlags, fcntl_getfl, fcntl_setfl, mkfifoat};
 
 use super::super::Result;
-use super::super::clock::now_ns;
+use super::super::clock::{now_ns, ns};
 use super::super::plan::Transport;
 use super::{Endpoint, Names, Prepared, Recv, Rendezvous, Shape, addr};
 
@@ -210,22 +210,6 @@ const TOKEN_LEN: usize = 16;
 /// connecting; the margin is for a loaded machine).
 const TOKEN_WAIT: Duration = Duration::from_secs(3);
 
-/// An accepted TCP connection, made ready for the run if it sends `token` within [`TOKEN_WAIT`];
-/// `None` (and closed) if it does not, or if anything about it fails: whoever it was, it is not
-/// a child, and must not stop the run.
-fn child_stream(mut s: TcpStream, token: &[u8; TOKEN_LEN]) -> Option<Box<dyn ReadWrite>> {
-    s.set_nonblocking(false).ok()?;
-    s.set_nodelay(true).ok()?;
-    s.set_read_timeout(Some(TOKEN_WAIT)).ok()?;
-    let mut got = [0u8; TOKEN_LEN];
-    s.read_exact(&mut got).ok()?;
-    if got != *token {
-        return None;
-    }
-    s.set_read_timeout(None).ok()?;
-    Some(Box::new(s))
-}
-
 /// The parent's listening socket before the children connected.
 struct Listening {
     /// The socket (non-blocking, so accepting can time out).
@@ -235,36 +219,118 @@ struct Listening {
 }
 
 impl Listening {
-    /// Accepts one child's connection before `deadline_ns`. On TCP, a connection that does not
-    /// send the run's token within [`TOKEN_WAIT`] is closed, and the wait goes on.
-    fn accept(&self, deadline_ns: u64) -> Result<Box<dyn ReadWrite>> {
-        loop {
-            if now_ns() >= deadline_ns {
+    /// Accepts the children's connections before `deadline_ns`. On TCP every connection must
+    /// first send the run's token: connections are accepted and their tokens read without
+    /// blocking, side by side, so that strangers (silent, slow or wrong) cost the children
+    /// nothing but the few bytes' wait; a connection without the token within [`TOKEN_WAIT`], or
+    /// with a wrong one, is closed.
+    fn accept_children(&self, deadline_ns: u64) -> Result<Vec<Box<dyn ReadWrite>>> {
+        let wanted = self.shape.children;
+        let mut children: Vec<Box<dyn ReadWrite>> = Vec::with_capacity(wanted);
+        let mut pending: Vec<Pending> = Vec::new();
+        while children.len() < wanted {
+            let now = now_ns();
+            if now >= deadline_ns {
                 return Err("a child did not connect in time".into());
             }
-            let accepted: std::io::Result<Option<Box<dyn ReadWrite>>> = match &self.listener {
+            let accepted = match &self.listener {
                 Listener::Unix(l) => l.accept().and_then(|(s, _)| {
                     s.set_nonblocking(false)?;
-                    Ok(Some(Box::new(s) as Box<dyn ReadWrite>))
+                    children.push(Box::new(s));
+                    Ok(())
                 }),
-                Listener::Tcp(l, token) => l.accept().map(|(s, _)| child_stream(s, token)),
+                Listener::Tcp(l, _) => l.accept().map(|(s, _)| {
+                    // Non-blocking is inherited from the listener on Linux, but say so.
+                    if s.set_nonblocking(true).is_ok() {
+                        pending.push(Pending {
+                            stream: s,
+                            got: Vec::with_capacity(TOKEN_LEN),
+                            since: now,
+                        });
+                    }
+                    if pending.len() > MAX_PENDING {
+                        pending.remove(0); // a flood: the oldest goes
+                    }
+                }),
             };
-            match accepted {
-                Ok(Some(s)) => return Ok(s),
-                Ok(None) => {} // not one of ours: closed by the drop
-                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(POLL),
+            let idle = match accepted {
+                Ok(()) => false,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => true,
                 Err(e) => return Err(e.into()),
+            };
+            if let Listener::Tcp(_, token) = &self.listener {
+                let mut i = 0;
+                while i < pending.len() {
+                    match pending[i].poll(token, now) {
+                        Token::Waiting => i += 1,
+                        Token::Wrong => drop(pending.swap_remove(i)),
+                        Token::Right => {
+                            let p = pending.swap_remove(i);
+                            p.stream.set_nonblocking(false)?;
+                            p.stream.set_nodelay(true)?;
+                            children.push(Box::new(p.stream));
+                        }
+                    }
+                }
             }
+            if idle && children.len() < wanted {
+                std::thread::sleep(POLL);
+            }
+        }
+        Ok(children)
+    }
+}
+
+/// Most TCP connections waiting to send their token at once.
+const MAX_PENDING: usize = 64;
+
+/// An accepted TCP connection that has not sent the whole token yet.
+struct Pending {
+    /// The connection (non-blocking).
+    stream: TcpStream,
+    /// The bytes it sent so far.
+    got: Vec<u8>,
+    /// When it was accepted (`now_ns`).
+    since: u64,
+}
+
+/// What a pending connection's token says so far.
+enum Token {
+    /// Not all of it yet.
+    Waiting,
+    /// Wrong, late, closed or failed: not a child.
+    Wrong,
+    /// The run's token: a child.
+    Right,
+}
+
+impl Pending {
+    /// Reads what the connection sent (without blocking) and judges it at `now`.
+    fn poll(&mut self, token: &[u8; TOKEN_LEN], now: u64) -> Token {
+        let mut buf = [0u8; TOKEN_LEN];
+        let want = TOKEN_LEN - self.got.len();
+        match self.stream.read(&mut buf[..want]) {
+            Ok(0) => return Token::Wrong,
+            Ok(n) => self.got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => return Token::Wrong,
+        }
+        if self.got.len() == TOKEN_LEN {
+            return match self.got == token {
+                true => Token::Right,
+                false => Token::Wrong,
+            };
+        }
+        match now.saturating_sub(self.since) > ns(TOKEN_WAIT) {
+            true => Token::Wrong,
+            false => Token::Waiting,
         }
     }
 }
 
 impl Rendezvous for Listening {
     fn connect(self: Box<Self>, deadline_ns: u64) -> Result<Box<dyn Endpoint>> {
-        let mut writers = Vec::with_capacity(self.shape.children);
-        for _ in 0..self.shape.children {
-            writers.push(self.accept(deadline_ns)?);
-        }
+        let writers = self.accept_children(deadline_ns)?;
         let reader = match self.shape.duplex {
             true => Some(writers[0].try_clone_box()?),
             false => None,
@@ -319,12 +385,21 @@ mod tests {
     use super::super::super::plan::{DataPath, Mode};
     use super::*;
 
-    /// A local process that connects to the TCP port before the child, without the token, is
-    /// closed and not taken for the child.
+    /// Local processes that connect to the TCP port before the child, without the token, are
+    /// closed and not taken for the child, and do not hold the child up.
     #[test]
     fn a_tcp_connection_without_the_token_is_not_taken_for_a_child() {
+        /// Removes the test's directory, also when the test fails.
+        struct Dir(PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
         let dir = std::env::temp_dir().join(format!("shmbus-tcp-token-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir); // left by an earlier run with our pid
         std::fs::create_dir_all(&dir).unwrap();
+        let _guard = Dir(dir.clone());
         let names = Names {
             dir: dir.clone(),
             tag: "t".to_owned(),
@@ -342,20 +417,23 @@ mod tests {
         let prepared = prepare(&shape, &names).unwrap();
         let addrs = prepared.child_addrs[0].clone();
         let child = std::thread::spawn(move || {
-            // A stranger first: it sends the wrong bytes, then one that sends nothing.
+            // Strangers first: one sends the wrong bytes, five send nothing.
             let mut stranger = TcpStream::connect(&addrs[0]).unwrap();
             stranger.write_all(&[0u8; TOKEN_LEN]).unwrap();
-            let _silent = TcpStream::connect(&addrs[0]).unwrap();
+            let _silent: Vec<TcpStream> = (0..5)
+                .map(|_| TcpStream::connect(&addrs[0]).unwrap())
+                .collect();
             let mut ep = open_child(&shape, &addrs).unwrap();
             let mut buf = [0u8; 8];
             let got = ep.recv(&mut buf, now_ns() + 10_000_000_000).unwrap();
             (matches!(got, Recv::Msg(8)), buf)
         });
-        let deadline = now_ns() + 10_000_000_000;
-        let mut parent = prepared.rendezvous.connect(deadline).unwrap();
+        // Less than one token wait: the silent ones must not be waited for one after another.
+        let deadline = now_ns() + ns(TOKEN_WAIT) * 5 / 6;
+        let connected = prepared.rendezvous.connect(deadline);
+        let mut parent = connected.unwrap();
         parent.send(b"the-real").unwrap();
         let (ok, buf) = child.join().unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert!(ok && &buf == b"the-real", "{buf:?}");
     }
 }
