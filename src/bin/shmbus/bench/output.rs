@@ -156,8 +156,11 @@ pub fn check_outputs(args: &BenchArgs) -> Result<()> {
     };
     for (option, path) in [("--json", &args.json), ("--plot", &args.plot)] {
         let Some(path) = path else { continue };
-        if path.is_dir() {
+        if path.is_dir() || path.as_os_str().as_encoded_bytes().ends_with(b"/") {
             return Err(format!("{option} {path:?}: is a directory").into());
+        }
+        if !path.exists() && path.symlink_metadata().is_ok() {
+            return Err(format!("{option} {path:?}: a symbolic link to nothing").into());
         }
         let target = if path.exists() {
             path.clone()

@@ -86,9 +86,13 @@ fn created_by(name: &str, pid: Option<u32>) -> bool {
     };
     let mut head = [0u8; 36];
     let got = file.read_at(&mut head, 0).unwrap_or(0);
+    let creator = u32::from_le_bytes([head[32], head[33], head[34], head[35]]);
     if got == head.len() && head[..8] == *b"SHMBUS\0\x01" {
-        let creator = u32::from_le_bytes([head[32], head[33], head[34], head[35]]);
         return Some(creator) == pid;
+    }
+    // Killed between writing `creator_pid` (first) and the magic (last): still its creator's.
+    if got == head.len() && head[..8] == [0; 8] && Some(creator) == pid {
+        return true;
     }
     let unwritten = head[..got].iter().all(|&b| b == 0);
     let old = file
