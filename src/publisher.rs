@@ -272,6 +272,15 @@ impl Publisher {
         self.ring.pub_record(self.index)
     }
 
+    /// A claim that failed: the record says we hold nothing (a sequence number already taken
+    /// is left to the subscribers' repair).
+    #[cold]
+    fn give_up_claim(&self) {
+        self.record()
+            .inflight
+            .store(INFLIGHT_IDLE, Ordering::Release);
+    }
+
     /// Takes a sequence number and its slot. `owned` is false if a later lap took the slot first
     /// (we were a ring behind); the message is then overrun before it is written.
     #[inline]
@@ -285,9 +294,7 @@ impl Publisher {
             match self.claim_lossless(block) {
                 Ok(seq) => seq,
                 Err(e) => {
-                    self.record()
-                        .inflight
-                        .store(INFLIGHT_IDLE, Ordering::Release);
+                    self.give_up_claim();
                     return Err(e);
                 }
             }
@@ -325,9 +332,7 @@ impl Publisher {
                     let now = Instant::now();
                     let (first, checked) = *busy.get_or_insert((now, now));
                     if now.duration_since(first) >= self.cfg.timeout {
-                        self.record()
-                            .inflight
-                            .store(INFLIGHT_IDLE, Ordering::Release);
+                        self.give_up_claim();
                         return Err(PublishError::Timeout);
                     }
                     if now.duration_since(checked) >= LIVENESS_WINDOW {
