@@ -133,10 +133,7 @@ pub fn signal_ignored(sig: i32) -> bool {
 
 /// [`signal_ignored`] on a `/proc/PID/status` text.
 fn sig_ignored_in(status: &str, sig: i32) -> bool {
-    let mask = status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigIgn:"))
-        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
+    let mask = status_field(status, "SigIgn").and_then(|m| u64::from_str_radix(m, 16).ok());
     (1..=64).contains(&sig) && mask.is_some_and(|m| m >> (sig - 1) & 1 == 1)
 }
 
@@ -218,9 +215,17 @@ pub fn thread_preemptions() -> Option<u64> {
 
 /// The `nonvoluntary_ctxt_switches` of a /proc status text.
 fn parse_preemptions(status: &str) -> Option<u64> {
+    status_field(status, "nonvoluntary_ctxt_switches")?
+        .parse()
+        .ok()
+}
+
+/// The value of field `key` (`key:\tvalue`) of a `/proc/PID/status` text, trimmed.
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     status.lines().find_map(|l| {
-        l.strip_prefix("nonvoluntary_ctxt_switches:")
-            .and_then(|v| v.trim().parse().ok())
+        l.strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
     })
 }
 
