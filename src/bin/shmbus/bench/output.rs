@@ -159,11 +159,10 @@ pub fn check_outputs(args: &BenchArgs) -> Result<()> {
         if path.is_dir() || path.as_os_str().as_encoded_bytes().ends_with(b"/") {
             return Err(format!("{option} {path:?}: is a directory").into());
         }
-        if !path.exists() && path.symlink_metadata().is_ok() {
-            return Err(format!("{option} {path:?}: a symbolic link to nothing").into());
-        }
         let target = if path.exists() {
             path.clone()
+        } else if path.symlink_metadata().is_ok() {
+            return Err(format!("{option} {path:?}: a symbolic link to nothing").into());
         } else {
             let dir = parent(path);
             if !dir.is_dir() {
@@ -175,9 +174,6 @@ pub fn check_outputs(args: &BenchArgs) -> Result<()> {
             .map_err(|e| format!("{option} {path:?}: cannot write {target:?}: {e}"))?;
     }
     if let Some(dir) = &args.hdr {
-        if dir.exists() && !dir.is_dir() {
-            return Err(format!("--hdr {dir:?}: not a directory").into());
-        }
         // The nearest existing ancestor (a dangling symlink counts as existing) is where
         // `create_dir_all` will write: it must be a writable directory.
         let mut target = dir.clone();
