@@ -240,7 +240,7 @@ impl Listening {
                     Ok(())
                 }),
                 Listener::Tcp(l, _) => l.accept().map(|(s, _)| {
-                    // Non-blocking is inherited from the listener on Linux, but say so.
+                    // Linux does not pass the listener's O_NONBLOCK on to accepted sockets.
                     if s.set_nonblocking(true).is_ok() {
                         pending.push(Pending {
                             stream: s,
