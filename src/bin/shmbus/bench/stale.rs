@@ -2,9 +2,9 @@
 //! way it cannot clean up): names that follow the benchmark's own patterns and carry the pid of a
 //! process that no longer exists. A live pid, even a reused one, keeps its names. A bus must also
 //! say so itself: its header names that pid as its creator; a bus someone named `bench-2024-06`
-//! is not the benchmark's. Like the library,
-//! this assumes that every process using `/dev/shm` and the temporary directory shares one pid
-//! namespace: a run in another namespace has pids this one cannot see.
+//! is not the benchmark's. Like the library, this assumes that every process using `/dev/shm`
+//! and the temporary directory shares one pid namespace: a run in another namespace has pids
+//! this one cannot see.
 
 use std::fs;
 use std::path::Path;
