@@ -101,6 +101,8 @@ pub struct Publisher {
     cfg: PublisherConfig,
     /// Stands in for a slot that was overrun before we could take it (see `Loan`).
     scratch: Vec<u8>,
+    /// The topic is lossy and has one publisher entry (ours): `publish` takes the lean path.
+    sole_lossy: bool,
     /// How `finish` checks for parked subscribers (`wait.rs`): fenced where this process is
     /// registered for membarriers.
     wake: wait::WakeCheck,
@@ -130,6 +132,7 @@ impl Publisher {
         rec.published.store(0, Ordering::Relaxed);
         rec.aborted.store(0, Ordering::Relaxed);
         rec.inflight.store(INFLIGHT_IDLE, Ordering::Release);
+        let sole_lossy = !ring.geom.lossless && ring.geom.max_publishers == 1;
         Ok(Publisher {
             id: index | (generation << 8),
             ring,
@@ -139,6 +142,7 @@ impl Publisher {
             limit: 0,
             cfg: *cfg,
             scratch: Vec::new(),
+            sole_lossy,
             wake: wait::WakeCheck::for_this_process(),
         })
     }
@@ -190,6 +194,16 @@ impl Publisher {
     #[inline(always)]
     fn publish_inner(&mut self, msg: &[u8], block: Block) -> Result<u64, PublishError> {
         self.check_len(msg.len())?;
+        if self.sole_lossy {
+            return Ok(self.publish_sole_lossy(msg));
+        }
+        self.publish_general(msg, block)
+    }
+
+    /// `publish` on any topic: claim (wait for room, or for a slot held a lap earlier), copy,
+    /// commit. Kept out of line so that the lean path stays small where it is inlined.
+    #[inline(never)]
+    fn publish_general(&mut self, msg: &[u8], block: Block) -> Result<u64, PublishError> {
         let (seq, owned) = self.claim(block)?;
         if owned {
             let words = self.ring.payload_words(seq);
@@ -203,6 +217,52 @@ impl Publisher {
         }
         self.commit(seq, msg.len(), owned);
         Ok(seq)
+    }
+
+    /// `publish` by the only publisher a lossy topic can have (one publisher entry): the
+    /// protocol of `claim` + `commit` with nothing it does not need (docs/design.md §4, "one
+    /// publisher entry"). The record says `inflight = seq` before the claim is stored, so no
+    /// CLAIMING step is needed; and it is left at `seq` after the commit instead of IDLE: no
+    /// other writer can ever hold a stamp of this topic, so a peer that finds `inflight` equal to
+    /// a sequence whose slot is committed has nothing to repair anyway. `len` was checked.
+    #[inline(always)]
+    fn publish_sole_lossy(&mut self, msg: &[u8]) -> u64 {
+        let ring = &*self.ring;
+        let rec = ring.pub_record(self.index);
+        let claim = &ring.header().claim;
+        let word = claim.load(Ordering::Relaxed);
+        let seq = gate::seq_of(word);
+        rec.inflight.store(seq, Ordering::Relaxed);
+        crate::crash_point("publish-before-claim");
+        // SYNC: Release pairs with the Acquire `claim` load in `check_stuck`: a peer that sees
+        // the claim past `seq` sees `inflight = seq` in our record (`any_live_holder`).
+        // Wrapping: the word is shared memory, and another process may have written anything.
+        claim.store(word.wrapping_add(1), Ordering::Release);
+        crate::crash_point("publish-after-claim");
+        let (slot, words) = ring.slot_and_payload(seq);
+        seqlock::begin_write_exclusive(&slot.stamp, seq);
+        crate::crash_point("publish-after-begin");
+        #[cfg(feature = "crash-points")]
+        if crate::crash_armed("publish-mid-payload") {
+            seqlock::store_payload(words, &msg[..msg.len() / 2]);
+            crate::crash_point("publish-mid-payload");
+        }
+        seqlock::store_payload(words, msg);
+        slot.len.store(msg.len() as u32, Ordering::Relaxed);
+        slot.publisher.store(self.id, Ordering::Relaxed);
+        let timestamp = if self.cfg.timestamps {
+            sys::monotonic_ns()
+        } else {
+            0
+        };
+        slot.timestamp_ns.store(timestamp, Ordering::Relaxed);
+        crate::crash_point("publish-before-commit");
+        seqlock::end_write(&slot.stamp, seq, seqlock::COMMITTED);
+        self.published += 1;
+        rec.published.store(self.published, Ordering::Relaxed);
+        let h = ring.header();
+        wait::wake_if_sleeping(&wait::SysFutex, &h.event, &h.sleepers, &h.wakes, self.wake);
+        seq
     }
 
     /// Publishes a plain-data value (any `zerocopy::IntoBytes` type) by copy.

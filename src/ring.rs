@@ -216,6 +216,22 @@ impl Ring {
         unsafe { std::slice::from_raw_parts(first.as_ptr(), words) }
     }
 
+    /// The header and the payload words of the slot that holds `seq` (one address computation
+    /// for both).
+    #[inline]
+    pub fn slot_and_payload(&self, seq: u64) -> (&SlotHeader, &[AtomicU64]) {
+        let off = self.slot_offset(seq);
+        // SAFETY: as in `slot`.
+        let header = unsafe { self.at::<SlotHeader>(off) };
+        let words = self.geom.payload_size as usize / 8;
+        // SAFETY: as in `payload_words`: the payload's `payload_size` bytes follow the slot
+        // header inside the slot's stride, 8-aligned, accessed only atomically.
+        let first = unsafe { self.base.add(off + SLOT_HEADER) }.cast::<AtomicU64>();
+        // SAFETY: see above.
+        let payload = unsafe { std::slice::from_raw_parts(first.as_ptr(), words) };
+        (header, payload)
+    }
+
     /// The payload of the slot that holds `seq` as raw bytes, for a writer that owns the slot.
     #[inline]
     pub fn payload_ptr(&self, seq: u64) -> NonNull<u8> {
