@@ -225,8 +225,45 @@ impl Subscriber {
     }
 
     /// One attempt to read the next message into `buf`.
-    #[inline]
+    ///
+    /// The two outcomes of nearly every call, a committed message that fits and nothing yet,
+    /// are decided here, inlined into the caller's loop; everything else (and any doubt: a
+    /// length out of range, a torn copy, an overrun, a stuck-slot check) goes to `poll_mode`,
+    /// which looks at the slot again from the start.
+    #[inline(always)]
     fn poll(&mut self, buf: &mut [u8], check_stuck: bool) -> Result<MessageInfo, RecvError> {
+        let seq = self.next;
+        let (slot, words) = self.ring.slot_and_payload(seq);
+        let committed = seqlock::stamp(seq, seqlock::COMMITTED);
+        // SYNC: Acquire pairs with the Release in `end_write`, as in `seqlock::peek`.
+        let stamp = slot.stamp.load(Ordering::Acquire);
+        if stamp == committed {
+            let len = slot.len.load(Ordering::Relaxed) as usize;
+            // `words` hold `payload_size` bytes: a longer length is a hostile writer's, a
+            // longer message than `buf` is the caller's error; both are `poll_mode`'s to report.
+            if len <= words.len() * 8 && len <= buf.len() {
+                let timestamp_ns = slot.timestamp_ns.load(Ordering::Relaxed);
+                let publisher_id = slot.publisher.load(Ordering::Relaxed);
+                seqlock::load_payload(words, &mut buf[..len]);
+                if seqlock::validate(&slot.stamp, stamp) {
+                    self.consume(seq);
+                    return Ok(MessageInfo {
+                        seq,
+                        len,
+                        timestamp_ns,
+                        publisher_id,
+                    });
+                }
+            }
+        } else if stamp < committed || stamp == seqlock::stamp(seq, seqlock::WRITING) {
+            // Not yet published, or being written (`Peek::NotYet`, `Peek::Writing`), handled
+            // as `poll_mode` does.
+            self.empty_polls = self.empty_polls.wrapping_add(1);
+            if check_stuck || self.empty_polls.is_multiple_of(STUCK_CHECK_EVERY) {
+                self.check_stuck(seq, stamp);
+            }
+            return Err(RecvError::Empty);
+        }
         self.poll_mode(Some(buf), check_stuck)
     }
 
