@@ -158,6 +158,50 @@ fn loom_slot_writers_are_exclusive() {
     });
 }
 
+/// The sole publisher of a lossy topic (`Publisher::publish_sole_lossy`) stores `inflight = seq`
+/// before the claim and leaves it there after the commit, until the next publish stores the next
+/// sequence. A subscriber that finds a claimed slot unwritten and looks for a live holder, as
+/// `check_stuck` and `repair_if_abandoned` do, never repairs a slot under the live publisher:
+/// whatever `inflight` it reads, the stamp it re-reads tells it the slot is not abandoned.
+/// (Storing `inflight` after the claim fails this model. That the next sequence's `inflight`
+/// store must be Release, so that it is not seen before the commit, loom cannot show: its repair
+/// CAS always reads the latest stamp. The store is Release for weaker hardware than x86.)
+#[test]
+fn loom_sole_publisher_is_never_repaired_under_its_feet() {
+    const IDLE: u64 = u64::MAX; // `layout::INFLIGHT_IDLE` (layout.rs is not built under loom)
+    loom::model(|| {
+        let claim = Arc::new(AtomicU64::new(0));
+        let inflight = Arc::new(AtomicU64::new(IDLE));
+        let slot = Arc::new(Slot::new(1));
+        let (c, f, s) = (Arc::clone(&claim), Arc::clone(&inflight), Arc::clone(&slot));
+        let publisher = thread::spawn(move || {
+            // Message 0, then the start of message 1 (whose slot is another one).
+            for seq in 0..2 {
+                f.store(seq, Ordering::Release);
+                c.store(seq + 1, Ordering::Release); // the claim word: next seq, no flags
+                if seq == 0 {
+                    seqlock::begin_write_exclusive(&s.stamp, 0);
+                    s.words[0].store(1, Ordering::Relaxed);
+                    seqlock::end_write(&s.stamp, 0, seqlock::COMMITTED);
+                }
+            }
+        });
+        let mut repaired = false;
+        if gate::next_seq(&claim) > 0 {
+            let seen = slot.stamp.load(Ordering::Acquire);
+            if seen != seqlock::stamp(0, seqlock::COMMITTED) {
+                let held = inflight.load(Ordering::Acquire) == 0; // the publisher is alive
+                if !held && slot.stamp.load(Ordering::SeqCst) == seen {
+                    repaired = seqlock::repair(&slot.stamp, seen, 0);
+                }
+            }
+        }
+        publisher.join().unwrap();
+        assert!(!repaired, "a live publisher's slot was repaired");
+        assert_eq!(slot.read(0), Some(vec![1]));
+    });
+}
+
 /// A repair of an unwritten claimed slot and the slow (live) writer of that slot: exactly one
 /// wins, and a reader sees either the message or the repair, never both or neither.
 #[test]

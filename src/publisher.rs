@@ -232,7 +232,10 @@ impl Publisher {
         let claim = &ring.header().claim;
         let word = claim.load(Ordering::Relaxed);
         let seq = gate::seq_of(word);
-        rec.inflight.store(seq, Ordering::Relaxed);
+        // SYNC: Release pairs with the Acquire load in `any_live_holder`, as the IDLE store in
+        // `finish` does on the general path: a peer that sees `inflight = seq` sees the final
+        // stamp of our previous sequence, so it never takes that slot for abandoned.
+        rec.inflight.store(seq, Ordering::Release);
         crate::crash_point("publish-before-claim");
         // SYNC: Release pairs with the Acquire `claim` load in `check_stuck`: a peer that sees
         // the claim past `seq` sees `inflight = seq` in our record (`any_live_holder`).

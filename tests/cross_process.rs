@@ -448,15 +448,23 @@ fn publisher_killed_before_commit() {
 }
 
 #[test]
-fn single_publisher_topic_survives_a_publisher_killed_while_writing() {
-    // One publisher entry: publishing takes slots with a plain store (no CAS); the next
-    // publisher takes over the dead one's entry and overwrites its abandoned slot's lap.
+fn single_publisher_topic_survives_a_publisher_killed_anywhere_in_publish() {
+    // One publisher entry on a lossy topic: `publish` takes its lean path (no CAS, no CLAIMING
+    // step, `inflight` left at the last sequence); the next publisher takes over the dead one's
+    // entry, and a claimed slot the dead one left is repaired, at every point of the path.
     let cfg = TopicConfig {
         max_publishers: 1,
         ..Default::default()
     };
-    publisher_killed_at_on("publish-after-begin", &cfg);
-    publisher_killed_at_on("publish-after-claim", &cfg);
+    for point in [
+        "publish-before-claim",
+        "publish-after-claim",
+        "publish-after-begin",
+        "publish-mid-payload",
+        "publish-before-commit",
+    ] {
+        publisher_killed_at_on(point, &cfg);
+    }
 }
 
 #[test]
