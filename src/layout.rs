@@ -174,7 +174,9 @@ pub struct PubRecord {
     /// Bumped each time the record is taken: `publisher id = index | (generation << 8)`.
     pub generation: AtomicU32,
     _reserved0: AtomicU32,
-    /// [`INFLIGHT_IDLE`], [`INFLIGHT_CLAIMING`], or the sequence number currently claimed.
+    /// [`INFLIGHT_IDLE`], [`INFLIGHT_CLAIMING`], or the sequence number currently claimed. The
+    /// sole publisher of a lossy topic leaves its last sequence here after the commit
+    /// (docs/design.md §4).
     pub inflight: AtomicU64,
     /// Messages this owner committed.
     pub published: AtomicU64,
