@@ -222,9 +222,11 @@ impl Publisher {
     /// `publish` by the only publisher a lossy topic can have (one publisher entry): the
     /// protocol of `claim` + `commit` with nothing it does not need (docs/design.md §4, "one
     /// publisher entry"). The record says `inflight = seq` before the claim is stored, so no
-    /// CLAIMING step is needed; and it is left at `seq` after the commit instead of IDLE: no
-    /// other writer can ever hold a stamp of this topic, so a peer that finds `inflight` equal to
-    /// a sequence whose slot is committed has nothing to repair anyway. `len` was checked.
+    /// CLAIMING step is needed; and it is left at `seq` after the commit instead of IDLE: no other
+    /// live writer can hold a stamp of this topic (only a dead former owner of the entry, whose
+    /// stamps are older, or our own loans, which finish before we publish again), so a peer that
+    /// finds `inflight` equal to a sequence whose slot is committed has nothing to repair anyway.
+    /// `len` was checked.
     #[inline(always)]
     fn publish_sole_lossy(&mut self, msg: &[u8]) -> u64 {
         let ring = &*self.ring;
@@ -238,7 +240,7 @@ impl Publisher {
         rec.inflight.store(seq, Ordering::Release);
         crate::crash_point("publish-before-claim");
         // SYNC: Release pairs with the Acquire `claim` load in `check_stuck`: a peer that sees
-        // the claim past `seq` sees `inflight = seq` in our record (`any_live_holder`).
+        // the claim past `seq` sees `inflight = seq` or later in our record (`any_live_holder`).
         // Wrapping: the word is shared memory, and another process may have written anything.
         claim.store(word.wrapping_add(1), Ordering::Release);
         crate::crash_point("publish-after-claim");
@@ -368,7 +370,10 @@ impl Publisher {
             gate::claim_lossy(&self.ring.header().claim)
         };
         let rec = self.record();
-        rec.inflight.store(seq, Ordering::Relaxed);
+        // SYNC: Release pairs with the Acquire load in `any_live_holder`: a peer that reads this
+        // sequence also sees the commit of the one before, which may have been published by the
+        // lean path (no IDLE store after it) or whose IDLE store this one overwrote.
+        rec.inflight.store(seq, Ordering::Release);
         crate::crash_point("publish-after-claim");
         let stamp_word = &self.ring.slot(seq).stamp;
         if exclusive {
@@ -574,7 +579,9 @@ fn evict_dead_subscribers(ring: &Ring, below: u64) {
 pub(crate) fn any_live_holder(ring: &Ring, seq: u64) -> bool {
     (0..ring.geom.max_publishers).any(|i| {
         let r = ring.pub_record(i);
-        // SYNC: Acquire pairs with the Release stores of `inflight` in `Publisher::finish`.
+        // SYNC: Acquire pairs with the Release stores of `inflight` (the IDLE store in
+        // `Publisher::finish`, the sequence stores in `claim` and `publish_sole_lossy`): a
+        // sequence or IDLE seen here comes with the commit of the record's previous sequence.
         let inflight = r.inflight.load(Ordering::Acquire);
         (inflight == seq || inflight == INFLIGHT_CLAIMING)
             && crate::liveness::owner_alive(r.owner.load(Ordering::Relaxed))

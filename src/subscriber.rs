@@ -255,9 +255,13 @@ impl Subscriber {
                     });
                 }
             }
-        } else if stamp < committed || stamp == seqlock::stamp(seq, seqlock::WRITING) {
-            // Not yet published, or being written (`Peek::NotYet`, `Peek::Writing`), handled
-            // as `poll_mode` does.
+        } else if (stamp < committed
+            && (stamp == 0 || stamp >= seqlock::stamp(0, seqlock::COMMITTED)))
+            || stamp == seqlock::stamp(seq, seqlock::WRITING)
+        {
+            // Not yet published (never written, or an older sequence), or being written
+            // (`Peek::NotYet`, `Peek::Writing`), handled as `poll_mode` does. Stamps 1 to 3 name
+            // no sequence a writer can hold (a hostile writer's): `poll_mode` decodes them.
             self.empty_polls = self.empty_polls.wrapping_add(1);
             if check_stuck || self.empty_polls.is_multiple_of(STUCK_CHECK_EVERY) {
                 self.check_stuck(seq, stamp);

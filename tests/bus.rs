@@ -730,6 +730,73 @@ fn two_publisher_topic(tag: &str) -> (BusName, Bus, shmbus::Topic) {
     (name, bus, topic)
 }
 
+/// A slot stamp that names no sequence (1 to 3: below the first stamp a writer can store) is a
+/// hostile writer's: the subscriber reports the slot's message lost and goes on, as for any
+/// stamp that is not its sequence's, instead of waiting on it as on a message not yet published.
+#[test]
+fn a_slot_stamp_that_names_no_sequence_is_reported_not_waited_on() {
+    for bad in 1u64..=3 {
+        let (name, _bus, topic) = two_publisher_topic("nostamp");
+        let mut sub = topic.subscriber().unwrap();
+        let ring = first_ring(&name);
+        poke(&name, ring + 384 + 4 * 128, &bad.to_le_bytes()); // slot 0's stamp
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            sub.try_recv(&mut buf),
+            Err(RecvError::Lost {
+                first_seq: 0,
+                count: 1
+            }),
+            "stamp {bad}"
+        );
+        let mut p = topic.publisher().unwrap();
+        p.publish(b"0").unwrap();
+        p.publish(b"1").unwrap();
+        let info = sub.try_recv(&mut buf).unwrap();
+        assert_eq!((info.seq, &buf[..info.len]), (1, &b"1"[..]), "stamp {bad}");
+    }
+}
+
+/// On a topic with one publisher entry, `publish` takes the lean path and a loan the general
+/// one; mixed on one publisher, in either order, they make one sequence, every message is
+/// delivered, and both counters count.
+#[test]
+fn lean_publishes_and_loans_mix_on_a_single_publisher_topic() {
+    let name = BusName::new("mix");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let cfg = TopicConfig {
+        max_publishers: 1,
+        ..small_topic(4, 16)
+    };
+    let topic = bus.topic_with("t", &cfg).unwrap();
+    let mut sub = topic.subscriber().unwrap();
+    let mut p = topic.publisher().unwrap();
+    let mut buf = [0u8; 16];
+    let mut expect = Vec::new();
+    // Three laps of the 4-slot ring, so that each path takes slots the other one used.
+    for lap in 0..3u8 {
+        let seq = p.publish(&[lap, 0]).unwrap();
+        expect.push((seq, vec![lap, 0]));
+        let mut loan = p.loan(2).unwrap();
+        loan.as_mut_slice().copy_from_slice(&[lap, 1]);
+        expect.push((loan.publish(), vec![lap, 1]));
+        drop(p.loan(2).unwrap()); // aborted: its sequence is skipped by subscribers
+        let seq = p.publish(&[lap, 3]).unwrap();
+        expect.push((seq, vec![lap, 3]));
+        for (seq, msg) in expect.drain(..) {
+            let info = sub.try_recv(&mut buf).unwrap();
+            assert_eq!((info.seq, &buf[..info.len]), (seq, &msg[..]));
+        }
+        assert_eq!(sub.try_recv(&mut buf), Err(RecvError::Empty));
+    }
+    let stats = topic.stats();
+    assert_eq!(
+        (stats.published, stats.aborted, stats.repaired),
+        (9, 3, 0),
+        "{stats:?}"
+    );
+}
+
 /// A publisher that gives up on a held slot soon.
 const QUICK: PublisherConfig = PublisherConfig {
     timeout: Duration::from_millis(300),

@@ -468,6 +468,66 @@ fn single_publisher_topic_survives_a_publisher_killed_anywhere_in_publish() {
 }
 
 #[test]
+fn a_dead_sole_publisher_is_repaired_by_the_subscribers_alone() {
+    // One publisher entry, three messages already through it, and nobody takes the entry over
+    // after the crash: the subscriber closes the sequence the dead publisher claimed from its
+    // record alone (`inflight` = that sequence, owner dead), or, where it had not claimed one,
+    // simply finds nothing.
+    let topic_cfg = TopicConfig {
+        max_publishers: 1,
+        ..Default::default()
+    };
+    let sub_cfg = SubscriberConfig {
+        wait: WaitStrategy::Park,
+        liveness_window: Duration::from_millis(20),
+        ..Default::default()
+    };
+    for point in [
+        "publish-before-claim",
+        "publish-after-claim",
+        "publish-after-begin",
+        "publish-mid-payload",
+        "publish-before-commit",
+    ] {
+        let name = BusName::new("crash-sole");
+        let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+        let topic = bus.topic_with("t", &topic_cfg).unwrap();
+        let mut sub = topic.subscriber_with(&sub_cfg).unwrap();
+        let mut p = topic.publisher().unwrap();
+        for i in 0..3u64 {
+            p.publish(&i.to_le_bytes()).unwrap();
+        }
+        drop(p); // the entry is free for the child
+        let mut child = stopped_at("child", "crash-publisher", &name, point, &[]);
+        kill9(&mut child);
+        let mut buf = [0u8; 64];
+        for i in 0..3u64 {
+            let info = sub.recv_timeout(&mut buf, RECV).unwrap();
+            assert_eq!((info.seq, &buf[..8]), (i, &i.to_le_bytes()[..]), "{point}");
+        }
+        if point == "publish-before-claim" {
+            // Bounded: a few liveness windows, in which nothing must arrive or be repaired.
+            assert_eq!(
+                sub.recv_timeout(&mut buf, Duration::from_millis(100)),
+                Err(RecvError::Timeout),
+                "{point}"
+            );
+            assert_eq!(topic.stats().repaired, 0, "{point}");
+        } else {
+            assert_eq!(
+                sub.recv_timeout(&mut buf, RECV),
+                Err(RecvError::Lost {
+                    first_seq: 3,
+                    count: 1
+                }),
+                "{point}"
+            );
+            assert_eq!(topic.stats().repaired, 1, "{point}");
+        }
+    }
+}
+
+#[test]
 fn a_live_publisher_blocked_on_a_dead_writers_slot_repairs_it() {
     // Ring of 2: the dead publisher holds seq 0's slot; the live publisher's seq 2 needs the
     // same slot and must not wait forever.
