@@ -306,7 +306,9 @@ impl Publisher {
         self.loan_inner(len, Block::No)
     }
 
-    #[inline]
+    // Always inlined: left to itself the compiler kept it out of line once `publish_general`
+    // was, and a loan + publish of 64 B went from 12.6 to 17.5 ns (criterion, this VM).
+    #[inline(always)]
     fn loan_inner(&mut self, len: usize, block: Block) -> Result<Loan<'_>, PublishError> {
         self.check_len(len)?;
         let (seq, owned) = self.claim(block)?;
