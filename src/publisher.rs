@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::error::{PublishError, TopicError};
-use crate::layout::{INFLIGHT_CLAIMING, INFLIGHT_IDLE, PubRecord};
+use crate::layout::{INFLIGHT_CLAIMING, INFLIGHT_IDLE, PubRecord, SlotHeader};
 use crate::ring::Ring;
 use crate::seqlock::{self, Begin};
 use crate::sync::atomic::Ordering;
@@ -253,16 +253,7 @@ impl Publisher {
             crate::crash_point("publish-mid-payload");
         }
         seqlock::store_payload(words, msg);
-        slot.len.store(msg.len() as u32, Ordering::Relaxed);
-        slot.publisher.store(self.id, Ordering::Relaxed);
-        let timestamp = if self.cfg.timestamps {
-            sys::monotonic_ns()
-        } else {
-            0
-        };
-        slot.timestamp_ns.store(timestamp, Ordering::Relaxed);
-        crate::crash_point("publish-before-commit");
-        seqlock::end_write(&slot.stamp, seq, seqlock::COMMITTED);
+        self.fill_and_commit(slot, seq, msg.len());
         self.published += 1;
         rec.published.store(self.published, Ordering::Relaxed);
         let h = ring.header();
@@ -485,22 +476,28 @@ impl Publisher {
     fn commit(&mut self, seq: u64, len: usize, owned: bool) {
         let ring = &*self.ring;
         if owned {
-            let slot = ring.slot(seq);
-            slot.len.store(len as u32, Ordering::Relaxed);
-            slot.publisher.store(self.id, Ordering::Relaxed);
-            // Read the clock here, after the payload stores: measured, reading it earlier slows
-            // ping-pong. Unstamped messages still store 0 over the previous message's time.
-            let timestamp = if self.cfg.timestamps {
-                sys::monotonic_ns()
-            } else {
-                0
-            };
-            slot.timestamp_ns.store(timestamp, Ordering::Relaxed);
-            crate::crash_point("publish-before-commit");
-            seqlock::end_write(&slot.stamp, seq, seqlock::COMMITTED);
+            self.fill_and_commit(ring.slot(seq), seq, len);
         }
         self.published += 1;
         self.finish(seq);
+    }
+
+    /// Fills the header of the slot we hold for `seq` (length, publisher id, time) after its
+    /// payload, and commits it.
+    #[inline(always)]
+    fn fill_and_commit(&self, slot: &SlotHeader, seq: u64, len: usize) {
+        slot.len.store(len as u32, Ordering::Relaxed);
+        slot.publisher.store(self.id, Ordering::Relaxed);
+        // Read the clock here, after the payload stores: measured, reading it earlier slows
+        // ping-pong. Unstamped messages still store 0 over the previous message's time.
+        let timestamp = if self.cfg.timestamps {
+            sys::monotonic_ns()
+        } else {
+            0
+        };
+        slot.timestamp_ns.store(timestamp, Ordering::Relaxed);
+        crate::crash_point("publish-before-commit");
+        seqlock::end_write(&slot.stamp, seq, seqlock::COMMITTED);
     }
 
     #[inline]

@@ -447,6 +447,15 @@ fn publisher_killed_before_commit() {
     publisher_killed_at("publish-before-commit");
 }
 
+/// Every crash point of `publish` (`Publisher::publish_sole_lossy` and the general path).
+const PUBLISH_CRASH_POINTS: [&str; 5] = [
+    "publish-before-claim",
+    "publish-after-claim",
+    "publish-after-begin",
+    "publish-mid-payload",
+    "publish-before-commit",
+];
+
 #[test]
 fn single_publisher_topic_survives_a_publisher_killed_anywhere_in_publish() {
     // One publisher entry on a lossy topic: `publish` takes its lean path (no CAS, no CLAIMING
@@ -456,13 +465,7 @@ fn single_publisher_topic_survives_a_publisher_killed_anywhere_in_publish() {
         max_publishers: 1,
         ..Default::default()
     };
-    for point in [
-        "publish-before-claim",
-        "publish-after-claim",
-        "publish-after-begin",
-        "publish-mid-payload",
-        "publish-before-commit",
-    ] {
+    for point in PUBLISH_CRASH_POINTS {
         publisher_killed_at_on(point, &cfg);
     }
 }
@@ -482,13 +485,7 @@ fn a_dead_sole_publisher_is_repaired_by_the_subscribers_alone() {
         liveness_window: Duration::from_millis(20),
         ..Default::default()
     };
-    for point in [
-        "publish-before-claim",
-        "publish-after-claim",
-        "publish-after-begin",
-        "publish-mid-payload",
-        "publish-before-commit",
-    ] {
+    for point in PUBLISH_CRASH_POINTS {
         let name = BusName::new("crash-sole");
         let bus = Bus::create(&name, &BusConfig::default()).unwrap();
         let topic = bus.topic_with("t", &topic_cfg).unwrap();
