@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use shmbus::{Bus, BusConfig, RecvError, SubscriberConfig, WaitStrategy};
+use shmbus::{Bus, BusConfig, RecvError, SubscriberConfig, TopicConfig, WaitStrategy};
 
 const PAYLOAD: usize = 64;
 /// Set in the last byte of a ping to end the child.
@@ -107,6 +107,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let name = format!("pingpong-{}", std::process::id());
     let bus = Bus::create(&name, &BusConfig::default())?;
+    // Each topic has one publisher at a time, and says so: publishing then needs no locked
+    // instruction (see `TopicConfig::max_publishers`). The child opens them as they are.
+    let topic_cfg = TopicConfig {
+        max_publishers: 1,
+        ..Default::default()
+    };
+    for topic in ["ping", "pong"] {
+        bus.topic_with(topic, &topic_cfg)?;
+    }
     println!("one-way latency, {PAYLOAD}-byte messages, round trip / 2, {seconds} s per mode");
     println!(
         "{:<6} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",

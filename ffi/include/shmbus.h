@@ -279,7 +279,10 @@ typedef struct shmbus_topic_config {
    */
   uint32_t payload_size;
   /**
-   * Most publishers alive at once on the topic, 1..=256. Default 16.
+   * Most publishers alive at once on the topic, 1..=256. Default 16. A topic that will only
+   * ever have one publisher at a time should say 1: on a lossy topic its publish then needs
+   * no locked instruction and no compare-and-swap on the slot, which across processes takes
+   * about 40% off a message's latency and multiplies the streaming rate.
    */
   uint32_t max_publishers;
   /**

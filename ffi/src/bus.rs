@@ -64,7 +64,10 @@ pub struct shmbus_topic_config {
     pub slots: u32,
     /// Largest message in bytes, 1..=16 MiB (stored rounded up to a multiple of 8). Default 256.
     pub payload_size: u32,
-    /// Most publishers alive at once on the topic, 1..=256. Default 16.
+    /// Most publishers alive at once on the topic, 1..=256. Default 16. A topic that will only
+    /// ever have one publisher at a time should say 1: on a lossy topic its publish then needs
+    /// no locked instruction and no compare-and-swap on the slot, which across processes takes
+    /// about 40% off a message's latency and multiplies the streaming rate.
     pub max_publishers: u32,
     /// Most subscribers alive at once on the topic, 1..=4096. Default 64.
     pub max_subscribers: u32,
