@@ -122,6 +122,16 @@ impl std::fmt::Debug for Subscriber {
 /// Empty polls between two checks for a slot stuck in the hands of a dead writer.
 const STUCK_CHECK_EVERY: u32 = 4096;
 
+/// Whether a slot stamp seen for `seq` means "nothing yet" (`Peek::NotYet`, `Peek::Writing`):
+/// never written, an older sequence, or `seq` being written. Stamps 1 to 3 name no sequence a
+/// writer can hold (a hostile writer's): not pending, so that `poll_mode` decodes them.
+#[inline(always)]
+fn pending(stamp: u64, seq: u64) -> bool {
+    (stamp < seqlock::stamp(seq, seqlock::COMMITTED)
+        && (stamp == 0 || stamp >= seqlock::stamp(0, seqlock::COMMITTED)))
+        || stamp == seqlock::stamp(seq, seqlock::WRITING)
+}
+
 impl Subscriber {
     pub(crate) fn new(ring: Arc<Ring>, cfg: &SubscriberConfig) -> Result<Subscriber, TopicError> {
         let (index, _generation) = topic::take_record(
@@ -255,20 +265,53 @@ impl Subscriber {
                     });
                 }
             }
-        } else if (stamp < committed
-            && (stamp == 0 || stamp >= seqlock::stamp(0, seqlock::COMMITTED)))
-            || stamp == seqlock::stamp(seq, seqlock::WRITING)
-        {
-            // Not yet published (never written, or an older sequence), or being written
-            // (`Peek::NotYet`, `Peek::Writing`), handled as `poll_mode` does. Stamps 1 to 3 name
-            // no sequence a writer can hold (a hostile writer's): `poll_mode` decodes them.
-            self.empty_polls = self.empty_polls.wrapping_add(1);
-            if check_stuck || self.empty_polls.is_multiple_of(STUCK_CHECK_EVERY) {
-                self.check_stuck(seq, stamp);
-            }
-            return Err(RecvError::Empty);
+        } else if pending(stamp, seq) {
+            return Err(self.empty(seq, stamp, check_stuck));
         }
         self.poll_mode(Some(buf), check_stuck)
+    }
+
+    /// [`poll`](Self::poll) for a borrow (lossless topics): the message is validated and left
+    /// in place, not consumed; the same two outcomes inline, the rest to `poll_mode`.
+    #[inline(always)]
+    fn poll_borrow(&mut self, check_stuck: bool) -> Result<MessageInfo, RecvError> {
+        let seq = self.next;
+        let slot = self.ring.slot(seq);
+        let committed = seqlock::stamp(seq, seqlock::COMMITTED);
+        // SYNC: Acquire pairs with the Release in `end_write`, as in `seqlock::peek`.
+        let stamp = slot.stamp.load(Ordering::Acquire);
+        if stamp == committed {
+            let len = slot.len.load(Ordering::Relaxed) as usize;
+            // A longer length than the slot holds is a hostile writer's: `poll_mode` reports it.
+            if len <= self.ring.geom.payload_size as usize {
+                let timestamp_ns = slot.timestamp_ns.load(Ordering::Relaxed);
+                let publisher_id = slot.publisher.load(Ordering::Relaxed);
+                // Nobody may overwrite the slot while our cursor is at `seq` (lossless); the
+                // re-check only guards against a hostile writer, as in `poll_mode`.
+                if seqlock::validate(&slot.stamp, stamp) {
+                    return Ok(MessageInfo {
+                        seq,
+                        len,
+                        timestamp_ns,
+                        publisher_id,
+                    });
+                }
+            }
+        } else if pending(stamp, seq) {
+            return Err(self.empty(seq, stamp, check_stuck));
+        }
+        self.poll_mode(None, check_stuck)
+    }
+
+    /// Nothing at `seq` yet (its slot showed `stamp`): counts the empty poll and, now and then
+    /// or when asked, checks whether the slot is stuck, as `poll_mode` does.
+    #[inline(always)]
+    fn empty(&mut self, seq: u64, stamp: u64, check_stuck: bool) -> RecvError {
+        self.empty_polls = self.empty_polls.wrapping_add(1);
+        if check_stuck || self.empty_polls.is_multiple_of(STUCK_CHECK_EVERY) {
+            self.check_stuck(seq, stamp);
+        }
+        RecvError::Empty
     }
 
     /// One attempt at the next message: copied into `buf` and consumed, or (`None`, lossless
@@ -552,7 +595,7 @@ impl Subscriber {
     #[inline]
     pub fn try_recv_borrow(&mut self) -> Result<Sample<'_>, RecvError> {
         self.check_lossless()?;
-        let info = self.poll_mode(None, false)?;
+        let info = self.poll_borrow(false)?;
         self.lend(info)
     }
 
@@ -565,8 +608,8 @@ impl Subscriber {
     #[inline]
     pub fn recv_borrow_timeout(&mut self, timeout: Duration) -> Result<Sample<'_>, RecvError> {
         self.check_lossless()?;
-        let info = match self.poll_mode(None, false) {
-            Err(RecvError::Empty) => self.wait_with(Some(timeout), |s, c| s.poll_mode(None, c))?,
+        let info = match self.poll_borrow(false) {
+            Err(RecvError::Empty) => self.wait_with(Some(timeout), |s, c| s.poll_borrow(c))?,
             other => other?,
         };
         crate::crash_point("subscriber-holding-borrow");
@@ -577,10 +620,18 @@ impl Subscriber {
     /// on; before it (`StartAt::Oldest`), as a validated copy, since a publisher that had not
     /// seen us yet may overwrite that slot while the sample lives. A copy torn that way is
     /// reported lost, as on a lossy topic.
+    #[inline(always)]
     fn lend(&mut self, info: MessageInfo) -> Result<Sample<'_>, RecvError> {
-        if info.seq >= self.guarded_from {
-            return Ok(Sample { sub: self, info });
+        if info.seq < self.guarded_from && !self.copy_unguarded(info) {
+            return Err(self.lose(info.seq, info.seq + 1));
         }
+        Ok(Sample { sub: self, info })
+    }
+
+    /// Copies message `info`, from before our registration, into `scratch` for a [`Sample`];
+    /// false if the copy was torn.
+    #[cold]
+    fn copy_unguarded(&mut self, info: MessageInfo) -> bool {
         let mut copy = std::mem::take(&mut self.scratch);
         copy.resize(info.len, 0);
         let ring = &*self.ring;
@@ -588,10 +639,7 @@ impl Subscriber {
         let stamp = seqlock::stamp(info.seq, seqlock::COMMITTED);
         let intact = seqlock::validate(&ring.slot(info.seq).stamp, stamp);
         self.scratch = copy;
-        if !intact {
-            return Err(self.lose(info.seq, info.seq + 1));
-        }
-        Ok(Sample { sub: self, info })
+        intact
     }
 
     fn check_lossless(&self) -> Result<(), RecvError> {

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use common::{BusName, per_profile};
 use shmbus::{
-    Bus, BusConfig, BusError, PublishError, Publisher, PublisherConfig, RecvError, StartAt,
-    SubscriberConfig, TopicConfig, TopicError, WaitStrategy,
+    Bus, BusConfig, BusError, Delivery, PublishError, Publisher, PublisherConfig, RecvError,
+    StartAt, SubscriberConfig, TopicConfig, TopicError, WaitStrategy,
 };
 
 const T: Duration = Duration::from_secs(5);
@@ -730,30 +730,51 @@ fn two_publisher_topic(tag: &str) -> (BusName, Bus, shmbus::Topic) {
     (name, bus, topic)
 }
 
-/// A slot stamp that names no sequence (1 to 3: below the first stamp a writer can store) is a
-/// hostile writer's: the subscriber reports the slot's message lost and goes on, as for any
-/// stamp that is not its sequence's, instead of waiting on it as on a message not yet published.
+/// What a hostile writer can leave in a slot is reported lost, never read past or waited on: a
+/// stamp that names no sequence (1 to 3, below the first a writer can store) or a committed
+/// message longer than the slot. Both receive paths, each of which decides the common cases
+/// inline: the copy (lossy topic) and the borrow (lossless topic). Then the topic goes on.
 #[test]
-fn a_slot_stamp_that_names_no_sequence_is_reported_not_waited_on() {
-    for bad in 1u64..=3 {
-        let (name, _bus, topic) = two_publisher_topic("nostamp");
-        let mut sub = topic.subscriber().unwrap();
-        let ring = first_ring(&name);
-        poke(&name, ring + 384 + 4 * 128, &bad.to_le_bytes()); // slot 0's stamp
-        let mut buf = [0u8; 8];
-        assert_eq!(
-            sub.try_recv(&mut buf),
-            Err(RecvError::Lost {
+fn hostile_slot_contents_are_reported_on_both_receive_paths() {
+    const COMMITTED_0: u64 = 4; // the stamp of sequence 0, committed
+    let cases: [(u64, Option<u32>); 4] = [(1, None), (2, None), (3, None), (COMMITTED_0, Some(9))];
+    for delivery in [Delivery::Lossy, Delivery::Lossless] {
+        for (stamp, len) in cases {
+            let what = format!("{delivery:?}, stamp {stamp}, length {len:?}");
+            let name = BusName::new("hostile");
+            let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+            let cfg = TopicConfig {
+                delivery,
+                ..small_topic(2, 8)
+            };
+            let topic = bus.topic_with("t", &cfg).unwrap();
+            let mut sub = topic.subscriber().unwrap();
+            // Ring header 384 bytes, 16 publisher and 64 subscriber records of 128, then the
+            // slots; the slot header: stamp at +0, length at +8.
+            let slot0 = first_ring(&name) + 384 + (16 + 64) * 128;
+            if let Some(len) = len {
+                poke(&name, slot0 + 8, &len.to_le_bytes());
+            }
+            poke(&name, slot0, &stamp.to_le_bytes());
+            let lost = RecvError::Lost {
                 first_seq: 0,
-                count: 1
-            }),
-            "stamp {bad}"
-        );
-        let mut p = topic.publisher().unwrap();
-        p.publish(b"0").unwrap();
-        p.publish(b"1").unwrap();
-        let info = sub.try_recv(&mut buf).unwrap();
-        assert_eq!((info.seq, &buf[..info.len]), (1, &b"1"[..]), "stamp {bad}");
+                count: 1,
+            };
+            let mut buf = [0u8; 8];
+            if delivery == Delivery::Lossless {
+                match sub.try_recv_borrow() {
+                    Err(e) => assert_eq!(e, lost, "{what}"),
+                    Ok(sample) => panic!("{what}: delivered {:?}", &*sample),
+                }
+            } else {
+                assert_eq!(sub.try_recv(&mut buf), Err(lost), "{what}");
+            }
+            let mut p = topic.publisher().unwrap();
+            p.publish(b"0").unwrap();
+            p.publish(b"1").unwrap();
+            let info = sub.try_recv(&mut buf).unwrap();
+            assert_eq!((info.seq, &buf[..info.len]), (1, &b"1"[..]), "{what}");
+        }
     }
 }
 
