@@ -221,12 +221,12 @@ impl Publisher {
 
     /// `publish` by the only publisher a lossy topic can have (one publisher entry): the
     /// protocol of `claim` + `commit` with nothing it does not need (docs/design.md §4, "The
-    /// sole publisher of a lossy topic"). The record says `inflight = seq` before the claim is stored, so no
-    /// CLAIMING step is needed; and it is left at `seq` after the commit instead of IDLE: no other
-    /// live writer can hold a stamp of this topic (only a dead former owner of the entry, whose
-    /// stamps are older, or our own loans, which finish before we publish again), so a peer that
-    /// finds `inflight` equal to a sequence whose slot is committed has nothing to repair anyway.
-    /// `len` was checked.
+    /// sole publisher of a lossy topic"). The record says `inflight = seq` before the claim is
+    /// stored, so no CLAIMING step is needed; and it is left at `seq` after the commit instead of
+    /// IDLE: no other live writer can hold a stamp of this topic (only a dead former owner of the
+    /// entry, whose stamps are older, or our own loans, which finish before we publish again), so
+    /// a peer that finds `inflight` equal to a sequence whose slot is committed has nothing to
+    /// repair anyway. `len` was checked.
     #[inline(always)]
     fn publish_sole_lossy(&mut self, msg: &[u8]) -> u64 {
         let ring = &*self.ring;

@@ -236,10 +236,10 @@ impl Subscriber {
 
     /// One attempt to read the next message into `buf`.
     ///
-    /// The two outcomes of nearly every call, a committed message that fits and nothing yet,
-    /// are decided here, inlined into the caller's loop; everything else (and any doubt: a
-    /// length out of range, a torn copy, an overrun, a stuck-slot check) goes to `poll_mode`,
-    /// which looks at the slot again from the start.
+    /// The two outcomes of nearly every call, a committed message that fits and nothing yet
+    /// (with its occasional stuck-slot check), are decided here, inlined into the caller's loop;
+    /// everything else (and any doubt: a length out of range, a torn copy, an overrun) goes to
+    /// `poll_mode`, which looks at the slot again from the start.
     #[inline(always)]
     fn poll(&mut self, buf: &mut [u8], check_stuck: bool) -> Result<MessageInfo, RecvError> {
         let seq = self.next;
@@ -286,8 +286,9 @@ impl Subscriber {
             if len <= self.ring.geom.payload_size as usize {
                 let timestamp_ns = slot.timestamp_ns.load(Ordering::Relaxed);
                 let publisher_id = slot.publisher.load(Ordering::Relaxed);
-                // Nobody may overwrite the slot while our cursor is at `seq` (lossless); the
-                // re-check only guards against a hostile writer, as in `poll_mode`.
+                // Nobody may overwrite the slot while our cursor is at `seq` (lossless) unless
+                // `seq` is from before our registration (`StartAt::Oldest`, copied by `lend`) or
+                // the writer is hostile: the re-check makes the header we read consistent.
                 if seqlock::validate(&slot.stamp, stamp) {
                     return Ok(MessageInfo {
                         seq,
@@ -347,7 +348,9 @@ impl Subscriber {
                     };
                     let Some(buf) = buf.as_deref_mut() else {
                         // Borrow: nobody may overwrite the slot while our cursor is at `seq`
-                        // (lossless); the re-check only guards against a hostile writer.
+                        // (lossless) unless `seq` is from before our registration (copied by
+                        // `lend`) or the writer is hostile: the re-check makes the header we
+                        // read consistent.
                         if !seqlock::validate(&slot.stamp, stamp) {
                             continue;
                         }
@@ -367,11 +370,7 @@ impl Subscriber {
                     return Ok(info);
                 }
                 Peek::NotYet { stamp } | Peek::Writing { stamp } => {
-                    self.empty_polls = self.empty_polls.wrapping_add(1);
-                    if check_stuck || self.empty_polls.is_multiple_of(STUCK_CHECK_EVERY) {
-                        self.check_stuck(seq, stamp);
-                    }
-                    return Err(RecvError::Empty);
+                    return Err(self.empty(seq, stamp, check_stuck));
                 }
                 Peek::Aborted => self.advance_to(seq + 1),
                 Peek::Repaired => return Err(self.lose(seq, seq + 1)),

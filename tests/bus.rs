@@ -733,7 +733,9 @@ fn two_publisher_topic(tag: &str) -> (BusName, Bus, shmbus::Topic) {
 /// What a hostile writer can leave in a slot is reported lost, never read past or waited on: a
 /// stamp that names no sequence (1 to 3, below the first a writer can store) or a committed
 /// message longer than the slot. Both receive paths, each of which decides the common cases
-/// inline: the copy (lossy topic) and the borrow (lossless topic). Then the topic goes on.
+/// inline: the copy (lossy topic, into a buffer larger than the slot, so that the inline length
+/// check is the one that must catch it) and the borrow (lossless topic). A later message, in
+/// the other slot, still arrives (a hostile stamp keeps writers out of its own slot).
 #[test]
 fn hostile_slot_contents_are_reported_on_both_receive_paths() {
     const COMMITTED_0: u64 = 4; // the stamp of sequence 0, committed
@@ -760,7 +762,7 @@ fn hostile_slot_contents_are_reported_on_both_receive_paths() {
                 first_seq: 0,
                 count: 1,
             };
-            let mut buf = [0u8; 8];
+            let mut buf = [0u8; 64];
             if delivery == Delivery::Lossless {
                 match sub.try_recv_borrow() {
                     Err(e) => assert_eq!(e, lost, "{what}"),
