@@ -216,23 +216,10 @@ impl Ring {
         unsafe { std::slice::from_raw_parts(first.as_ptr(), words) }
     }
 
-    /// The header and the payload words of the slot that holds `seq` (one address computation
-    /// for both).
+    /// The header and the payload words of the slot that holds `seq`, for code that needs both.
     #[inline]
     pub fn slot_and_payload(&self, seq: u64) -> (&SlotHeader, &[AtomicU64]) {
-        let off = self.slot_offset(seq);
-        // SAFETY: as in `slot`: (seq & mask) < slot_count puts the slot inside the block, at a
-        // multiple of 64.
-        let header = unsafe { self.at::<SlotHeader>(off) };
-        let words = self.geom.payload_size as usize / 8;
-        // SAFETY: off + SLOT_HEADER is the payload's start, inside the same slot (as in
-        // `payload_ptr`).
-        let first = unsafe { self.base.add(off + SLOT_HEADER) }.cast::<AtomicU64>();
-        // SAFETY: as in `payload_words`: payload_size bytes from `first` stay inside the slot's
-        // stride (stride ≥ SLOT_HEADER + payload_size by `plan`); 8-aligned; AtomicU64 has the
-        // size and alignment of u64, and the bytes are only accessed atomically.
-        let payload = unsafe { std::slice::from_raw_parts(first.as_ptr(), words) };
-        (header, payload)
+        (self.slot(seq), self.payload_words(seq))
     }
 
     /// The payload of the slot that holds `seq` as raw bytes, for a writer that owns the slot.
