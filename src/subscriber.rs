@@ -272,7 +272,9 @@ impl Subscriber {
     }
 
     /// [`poll`](Self::poll) for a borrow (lossless topics): the message is validated and left
-    /// in place, not consumed; the same two outcomes inline, the rest to `poll_mode`.
+    /// in place, not consumed; the same two outcomes inline, the rest to `poll_mode`. (Its first
+    /// look at the slot is written out again rather than shared with `poll` through a helper
+    /// returning the header: tried, that took the copy receive from 117 to 128 instructions.)
     #[inline(always)]
     fn poll_borrow(&mut self, check_stuck: bool) -> Result<MessageInfo, RecvError> {
         let seq = self.next;
