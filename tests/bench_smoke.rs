@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use json::Members;
@@ -283,26 +284,46 @@ fn options_that_select_nothing_are_refused() {
     assert!(err.contains("nothing to run"), "{err}");
 }
 
-/// Out-of-range values name their option: a duration whose deadlines would not fit the clock's
-/// nanoseconds, zero rates, an output file in a directory that does not exist.
+/// Out-of-range values name their option and are usage errors (exit status 2, before anything
+/// runs): a duration whose deadlines would not fit the clock's nanoseconds, zero rates or
+/// repeats, a spin phase that is busy-waiting. An output file in a directory that does not exist
+/// is a failure (exit status 1), found before the run, not after it.
 #[test]
 fn out_of_range_options_are_refused_by_name() {
-    for (args, want) in [
-        (["--duration", "25h"].as_slice(), "--duration: at most 24 h"),
+    for (args, want, code) in [
+        (
+            ["--duration", "25h"].as_slice(),
+            "--duration <DURATION>': at most 24 h",
+            2,
+        ),
         (
             ["--duration", "10000000000000000000"].as_slice(),
             "--duration",
+            2,
         ),
         (
-            ["--fanout-rate", "0"].as_slice(),
-            "--fanout-rate: must be positive",
+            ["--duration", "0"].as_slice(),
+            "--duration <DURATION>': must be greater",
+            2,
         ),
-        (["--rate", "0"].as_slice(), "--rate: must be positive"),
-        (["--spin", "11ms"].as_slice(), "--spin: at most 10 ms"),
-        // Checked before the run, not after it.
+        (["--repeat", "0"].as_slice(), "--repeat", 2),
+        (["--fanout-rate", "0"].as_slice(), "--fanout-rate", 2),
+        (["--rate", "1000,0"].as_slice(), "--rate", 2),
+        (
+            ["--spin", "11ms"].as_slice(),
+            "--spin <SPIN>': at most 10 ms",
+            2,
+        ),
+        (
+            ["--payload", "4"].as_slice(),
+            "--payload <PAYLOAD>': 4 B: must be 8 B",
+            2,
+        ),
+        (["--subscribers", "65"].as_slice(), "--subscribers", 2),
         (
             ["--json", "/nonexistent-dir/b.json"].as_slice(),
             "--json \"/nonexistent-dir/b.json\": \"/nonexistent-dir\" is not a directory",
+            1,
         ),
         (
             [
@@ -311,13 +332,15 @@ fn out_of_range_options_are_refused_by_name() {
             ]
             .as_slice(),
             "Cargo.toml\" is not a directory",
+            1,
         ),
     ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmbus"));
         cmd.args(["bench", "--quick"]).args(args);
-        let err = refusal(cmd);
+        let (status, err) = refusal_status(cmd);
         assert!(err.contains(want), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(status.code(), Some(code), "{args:?}: {err}");
     }
 }
 
@@ -403,11 +426,24 @@ fn a_realtime_policy_is_refused() {
 
 /// Runs a `shmbus bench` command that must be refused: checks that it fails and returns its
 /// standard error.
-fn refusal(mut cmd: Command) -> String {
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{err}");
-    err
+fn refusal(cmd: Command) -> String {
+    refusal_status(cmd).1
+}
+
+/// [`refusal`], with the exit status. Under the watchdog and one at a time like any benchmark:
+/// should a check regress, the command runs a benchmark instead of refusing it.
+fn refusal_status(mut cmd: Command) -> (std::process::ExitStatus, String) {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("shmbus-refusal-{}-{n}", std::process::id())));
+    fs::create_dir_all(&dir.0).unwrap();
+    let err_path = dir.0.join("stderr.txt");
+    cmd.stderr(fs::File::create(&err_path).unwrap());
+    let (status, _, _) = run_bench(cmd, &dir.0);
+    let err = fs::read_to_string(&err_path).unwrap();
+    assert!(!status.success(), "{err}");
+    (status, err)
 }
 
 /// The first CPU this process may use (a container may not offer CPU 0).

@@ -527,4 +527,51 @@ fn usage_errors_exit_2_and_failures_exit_1() {
         &e,
         "exists with 8 slots of 64 bytes, not the 16 slots asked for",
     );
+    // A sign is not a hex digit either (`from_str_radix` alone would take `+f` as 15).
+    let (code, _, e) = run(&dog, &["pub", &name, "t", "--hex", "+f+f"]);
+    assert_eq!(code, 1, "{e}");
+    assert_one_line_error(&e, "'+' is not a hex digit");
+    // A bad message is refused before anything is created: no bus, no topic.
+    let fresh = format!("cli-{pid}-hex");
+    let _cleanup_fresh = Buses(vec![fresh.clone()]);
+    let (code, _, e) = run(&dog, &["pub", &fresh, "t", "--create-bus", "--hex", "zz"]);
+    assert_eq!(code, 1, "{e}");
+    assert_one_line_error(&e, "'z' is not a hex digit");
+    assert!(
+        shmbus::Bus::open(&fresh).is_err(),
+        "a refused message should leave no bus"
+    );
+    let (code, _, e) = run(&dog, &["pub", &name, "t2", "--hex", "zz"]);
+    assert_eq!(code, 1, "{e}");
+    assert!(
+        !ok(&dog, &["info", &name, "--json"]).contains("\"t2\""),
+        "a refused message should leave no topic"
+    );
+    // A failure after some messages went out is still one line, and says what went out.
+    let (code, _, e) = run_with(
+        &dog,
+        &["pub", &name, "t"],
+        &format!("first\n{}\n", "x".repeat(65)),
+    );
+    assert_eq!(code, 1, "{e}");
+    assert_one_line_error(&e, "stdin line 2");
+    assert!(e.contains("before that, published 1 message "), "{e}");
+    // Zero where zero would end the command before it did anything is a usage error.
+    for args in [
+        ["sub", name.as_str(), "t", "--timeout", "0"].as_slice(),
+        ["sub", name.as_str(), "t", "--count", "0"].as_slice(),
+        ["info", name.as_str(), "--watch", "--count", "0"].as_slice(),
+        ["info", name.as_str(), "--watch", "0"].as_slice(),
+        ["hz", name.as_str(), "t", "--every", "0"].as_slice(),
+        ["pub", name.as_str(), "t", "--rate=-1", "x"].as_slice(),
+        ["pub", name.as_str(), "t", "--count", "0", "x"].as_slice(),
+    ] {
+        let (code, _, e) = run(&dog, args);
+        assert_eq!(code, 2, "{args:?}: {e}");
+    }
+    // `--watch` takes an optional value, so a topic after it is read as the interval: the error
+    // says where the topic goes.
+    let (code, _, e) = run(&dog, &["info", &name, "--watch", "t"]);
+    assert_eq!(code, 2, "{e}");
+    assert!(e.contains("a topic goes before --watch"), "{e}");
 }

@@ -1,11 +1,11 @@
 //! `shmbus`: the command line of the shmbus message bus.
 //!
-//! Today it has `bench`, the multi-process latency benchmark; see `shmbus bench --help`.
+//! `bench` (the multi-process latency benchmark) lives in `bench/`; the operator subcommands
+//! (ls, info, pub, sub, hz, create, rm, gc, doctor) live in `cmd/`, one file each, flattened into
+//! [`Command`] through `cmd::Command`.
 
 mod bench;
 mod cmd;
-// Other subcommands (ls, info, pub, sub, create, rm, gc, doctor) live in `cmd/`, one file each:
-// add `mod cmd;` here and one `Command` variant per subcommand below, dispatched in `main`.
 
 use std::process::ExitCode;
 

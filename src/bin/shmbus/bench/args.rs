@@ -40,23 +40,25 @@ pub struct BenchArgs {
     pub quick: bool,
     /// Measuring time of each run, after a warm-up of a tenth of it (e.g. `1s`, `250ms`; at
     /// most 24 h) [default: 1s, 100ms with --quick].
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_run_duration)]
     pub duration: Option<Duration>,
     /// Runs of each configuration [default: 3, 1 with --quick].
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: Option<u32>,
     /// Open-loop rates in messages per second (comma list).
-    #[arg(long, value_delimiter = ',', default_values_t = [100_000u64, 1_000])]
+    #[arg(long, value_delimiter = ',', default_values_t = [100_000u64, 1_000],
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub rate: Vec<u64>,
     /// Ping-pong payload sweep sizes in bytes (comma list; `1KiB`, `64k` accepted); the shmbus
     /// borrow path runs at each of them, the copy path and the other transports at each but 64 B.
-    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_values = ["8", "64", "1KiB", "64KiB", "1MiB"])]
+    #[arg(long, value_delimiter = ',', value_parser = parse_payload, default_values = ["8", "64", "1KiB", "64KiB", "1MiB"])]
     pub payload: Vec<usize>,
     /// Fanout subscriber counts (comma list).
-    #[arg(long, value_delimiter = ',', default_values_t = [2usize, 4])]
+    #[arg(long, value_delimiter = ',', default_values_t = [2usize, 4],
+          value_parser = parse_subscribers)]
     pub subscribers: Vec<usize>,
     /// Fanout publishing rate in messages per second.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub fanout_rate: u64,
     /// shmbus wait modes (comma list) [default: all; the sweep and the c transport use spin
     /// unless given].
@@ -82,7 +84,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Spin phase of the spin-then-park mode (e.g. `50us`; at most 10 ms).
-    #[arg(long, value_parser = parse_duration, default_value = "50us")]
+    #[arg(long, value_parser = parse_spin, default_value = "50us")]
     pub spin: Duration,
     /// Slots per ring of the shmbus topics, of the `ring` reference and of iceoryx2's subscriber
     /// buffer: a power of two, 2 to 1048576 [default: 4 MiB / payload, clamped to 8..16384, so
@@ -139,43 +141,52 @@ impl BenchArgs {
             },
             slots: self.slots,
         };
-        self.validate(&settings)?;
+        self.validate()?;
         Ok(settings)
     }
 
-    /// Rejects options that cannot give a meaningful run.
-    fn validate(&self, s: &Settings) -> Result<()> {
-        if s.limits.duration.is_zero() || s.repeat == 0 {
-            return Err("--duration and --repeat must be positive".into());
-        }
-        if s.limits.duration > MAX_DURATION {
-            return Err("--duration: at most 24 h".into());
-        }
-        if self.spin > MAX_SPIN {
-            return Err(
-                "--spin: at most 10 ms (a longer spin phase is busy-waiting: --mode spin)".into(),
-            );
-        }
-        if let Some(&p) = self
-            .payload
-            .iter()
-            .find(|&&p| !(msg::MIN_PINGPONG..=16 << 20).contains(&p))
-        {
-            return Err(format!("--payload {p}: must be 8 B to 16 MiB").into());
-        }
-        if self.rate.contains(&0) {
-            return Err("--rate: must be positive".into());
-        }
-        if self.fanout_rate == 0 {
-            return Err("--fanout-rate: must be positive".into());
-        }
+    /// Rejects what the parsers cannot see: a transport this build does not have. (Values out of
+    /// range are usage errors, refused by their parsers with exit status 2.)
+    fn validate(&self) -> Result<()> {
         if let Some(why) = self.transport.iter().find_map(|t| t.missing()) {
             return Err(why.into());
         }
-        if let Some(&n) = self.subscribers.iter().find(|&&n| !(1..=64).contains(&n)) {
-            return Err(format!("--subscribers {n}: must be 1 to 64").into());
-        }
         Ok(())
+    }
+}
+
+/// Parses `--duration`: more than zero, at most [`MAX_DURATION`].
+fn parse_run_duration(s: &str) -> std::result::Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be greater than zero".into()),
+        d if d > MAX_DURATION => Err("at most 24 h".into()),
+        d => Ok(d),
+    }
+}
+
+/// Parses `--spin`: at most [`MAX_SPIN`].
+fn parse_spin(s: &str) -> std::result::Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d > MAX_SPIN => {
+            Err("at most 10 ms (a longer spin phase is busy-waiting: --mode spin)".into())
+        }
+        d => Ok(d),
+    }
+}
+
+/// Parses a `--payload` size: 8 B to 16 MiB.
+fn parse_payload(s: &str) -> std::result::Result<usize, String> {
+    match parse_size(s)? {
+        p if (msg::MIN_PINGPONG..=16 << 20).contains(&p) => Ok(p),
+        p => Err(format!("{p} B: must be 8 B to 16 MiB")),
+    }
+}
+
+/// Parses a `--subscribers` count: 1 to 64.
+fn parse_subscribers(s: &str) -> std::result::Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: must be a number from 1 to 64")),
     }
 }
 

@@ -9,7 +9,8 @@ use serde_json::json;
 use shmbus::{RecvError, SubscriberConfig, WaitStrategy};
 
 use super::{
-    CliError, CliResult, human_duration, human_rate, interrupted, open_bus, out, parse_duration,
+    CliError, CliResult, human_duration, human_rate, interrupted, open_bus, out,
+    parse_positive_duration,
 };
 
 /// Arguments of `shmbus hz`.
@@ -21,7 +22,7 @@ MIN/MEAN/MAX/STDDEV are over the last --window intervals between consecutive mes
 at arrival in this process; --publish-time uses the publishers' CLOCK_MONOTONIC stamps \
 instead, which removes this process's wake-up jitter. --publish-time needs publishers that \
 stamp their messages (timestamps on: `shmbus pub` does, library publishers only with \
-PublisherConfig::timestamps); unstamped messages carry 0.")]
+PublisherConfig::timestamps); an unstamped message stops it with an error.")]
 pub struct HzArgs {
     /// The bus name.
     pub bus: String,
@@ -32,13 +33,13 @@ pub struct HzArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub window: u64,
     /// Report period.
-    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_positive_duration)]
     pub every: Duration,
     /// Stop after N messages.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Stop after DUR.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration)]
     pub duration: Option<Duration>,
     /// Measure intervals between publisher timestamps rather than arrival times (needs
     /// publishers that stamp their messages, as `shmbus pub` does).
@@ -86,9 +87,6 @@ fn dur(ns: f64) -> String {
 
 /// Runs `shmbus hz`.
 pub fn run(args: &HzArgs) -> CliResult {
-    if args.every.is_zero() {
-        return super::fail("--every must be greater than zero");
-    }
     let bus = open_bus(&args.bus)?;
     let topic = bus.open_topic(&args.topic).map_err(|e| match e {
         shmbus::TopicError::NotFound(_) => CliError::new(format!(

@@ -12,7 +12,7 @@ use shmbus::{Bus, BusInfo, Delivery, TopicStats};
 
 use super::{
     Align, CliError, CliResult, Table, age_of, human_age, human_duration, human_rate, human_size,
-    open_bus, out, out_json, parse_duration,
+    open_bus, out, out_json, parse_duration, parse_positive_duration,
 };
 
 /// Arguments of `shmbus info`.
@@ -32,11 +32,23 @@ pub struct InfoArgs {
     pub json: bool,
     /// Refresh every INTERVAL (default 1s) until Ctrl-C, with rates per second.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1s",
-          value_parser = parse_duration)]
+          value_parser = parse_watch_interval)]
     pub watch: Option<Duration>,
     /// With --watch: stop after N refreshes.
-    #[arg(long, value_name = "N", requires = "watch")]
+    #[arg(long, value_name = "N", requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+}
+
+/// Parses `--watch`'s interval. Its value is optional, so `info BUS --watch TOPIC` reads the
+/// topic as the interval: the error says where the topic goes.
+fn parse_watch_interval(s: &str) -> Result<Duration, String> {
+    if let Err(e) = parse_duration(s) {
+        return Err(format!(
+            "{e}; a topic goes before --watch (`info BUS TOPIC --watch`), or write --watch=INTERVAL"
+        ));
+    }
+    parse_positive_duration(s)
 }
 
 /// One reading of a bus's counters.
@@ -375,9 +387,6 @@ pub fn run(args: &InfoArgs) -> CliResult {
         }
         return Ok(());
     };
-    if interval.is_zero() {
-        return super::fail("--watch interval must be greater than zero");
-    }
     super::install_interrupt_handler();
     let mut prev: Option<Snapshot> = None;
     let mut shown = 0u64;

@@ -275,6 +275,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// [`parse_duration`], refusing zero: for intervals and timeouts, where zero would end a command
+/// before it did anything.
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be greater than zero".into()),
+        d => Ok(d),
+    }
+}
+
 /// Parses an octal permission mode such as `600`, `0640` or `0o660`. The owner must keep read
 /// and write: every use of a bus (publishing, subscribing, even reading its header) writes to
 /// it, so a mode without them (`444`, `000`) would make a bus its own creator cannot use.

@@ -13,7 +13,8 @@ use shmbus::{
 
 use super::{
     CliError, CliResult, describe_open_error, fail, human_duration, human_rate, human_size,
-    interrupted, parse_duration, parse_size, tool_config, unix_now_ns, utc_time_of_day,
+    interrupted, parse_duration, parse_positive_duration, parse_size, tool_config, unix_now_ns,
+    utc_time_of_day,
 };
 
 /// How to open the bus and topic, shared by `pub` and `sub`.
@@ -76,7 +77,7 @@ impl Endpoint {
                 "topic {:?} does not exist on bus {:?}",
                 self.topic, self.bus
             )),
-            e => CliError::from(e),
+            e => self.error(e),
         };
         let topic = if self.no_create_topic {
             bus.open_topic(&self.topic).map_err(not_found)?
@@ -118,12 +119,13 @@ impl Endpoint {
                     if let Some(p) = payload {
                         tc.payload_size = p;
                     }
-                    bus.topic_with(&self.topic, &tc)?
+                    bus.topic_with(&self.topic, &tc)
+                        .map_err(|e| self.error(e))?
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(self.error(e)),
             }
         } else {
-            bus.topic(&self.topic)?
+            bus.topic(&self.topic).map_err(|e| self.error(e))?
         };
         if !quiet && !existed {
             let c = topic.config();
@@ -135,6 +137,12 @@ impl Endpoint {
             );
         }
         Ok((bus, topic))
+    }
+
+    /// A library error with the bus and topic it is about (`demo/t: the topic has no free
+    /// subscriber entry`).
+    fn error(&self, e: impl std::fmt::Display) -> CliError {
+        CliError::new(format!("{}/{}: {e}", self.bus, self.topic))
     }
 }
 
@@ -155,10 +163,11 @@ pub struct PubArgs {
     #[arg(long, requires = "message")]
     pub hex: bool,
     /// Publish MESSAGE this many times.
-    #[arg(long, value_name = "N", requires = "message")]
+    #[arg(long, value_name = "N", requires = "message",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// At most this many messages per second (a sleep-based pacer; 0 = no limit).
-    #[arg(long, value_name = "PER_SECOND", default_value_t = 0.0)]
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 0.0, value_parser = parse_rate)]
     pub rate: f64,
     /// No summary on stderr.
     #[arg(long, short)]
@@ -195,12 +204,25 @@ impl Pacer {
     }
 }
 
+/// Parses `--rate`: a finite number of messages per second, 0 or more.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r >= 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate (messages per second, 0 or more)"
+        )),
+    }
+}
+
 fn parse_hex(s: &str) -> Result<Vec<u8>, CliError> {
     let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     let t = t.strip_prefix("0x").unwrap_or(&t);
-    if !t.is_ascii() {
-        // Checked first: the pairs below are byte ranges of the string.
-        return fail("--hex MESSAGE: only hex digits (and spaces) are allowed");
+    if let Some(c) = t.chars().find(|c| !c.is_ascii_hexdigit()) {
+        // Checked first: the pairs below are byte ranges of the string, and `from_str_radix`
+        // alone would take a sign (`+f`).
+        return fail(format!(
+            "--hex MESSAGE: {c:?} is not a hex digit (only hex digits and spaces are allowed)"
+        ));
     }
     if !t.len().is_multiple_of(2) {
         return fail("--hex MESSAGE must have an even number of hex digits");
@@ -216,15 +238,21 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, CliError> {
 
 /// Runs `shmbus pub`.
 pub fn run_pub(args: &PubArgs) -> CliResult {
-    if !(args.rate >= 0.0 && args.rate.is_finite()) {
-        return fail("--rate must be a non-negative number");
-    }
+    // The message is checked before the bus or topic is touched: a typo must not leave a bus or
+    // a topic behind.
+    let message = match (&args.message, args.hex) {
+        (Some(m), true) => Some(parse_hex(m)?),
+        (Some(m), false) => Some(m.as_bytes().to_vec()),
+        (None, _) => None,
+    };
     let (_bus, topic) = args.endpoint.open(args.quiet)?;
     // Stamp every message: `sub` shows publish times and `hz --publish-time` measures them.
-    let mut publisher = topic.publisher_with(&PublisherConfig {
-        timestamps: true,
-        ..Default::default()
-    })?;
+    let mut publisher = topic
+        .publisher_with(&PublisherConfig {
+            timestamps: true,
+            ..Default::default()
+        })
+        .map_err(|e| args.endpoint.error(e))?;
     super::install_interrupt_handler();
     let start = Instant::now();
     let mut pacer = Pacer {
@@ -247,20 +275,15 @@ pub fn run_pub(args: &PubArgs) -> CliResult {
         bytes += msg.len() as u64;
         Ok(())
     };
-    let result = match &args.message {
-        Some(m) => {
-            let msg = if args.hex {
-                parse_hex(m)?
-            } else {
-                m.as_bytes().to_vec()
-            };
+    let result = match &message {
+        Some(msg) => {
             let count = args.count.unwrap_or(1);
             let mut r = Ok(());
             for _ in 0..count {
                 if !pacer.wait() {
                     break;
                 }
-                r = publish(&msg, "MESSAGE");
+                r = publish(msg, "MESSAGE");
                 if r.is_err() {
                     break;
                 }
@@ -322,7 +345,9 @@ pub fn run_pub(args: &PubArgs) -> CliResult {
             r
         }
     };
-    if !args.quiet {
+    // The summary: on stderr after a success (unless --quiet), inside the one error line after a
+    // failure that came after some messages went out.
+    let summary = || {
         // The rate between the first and the last message: n - 1 intervals.
         let secs = first_at.map_or(0.0, |f| last_at.duration_since(f).as_secs_f64());
         let seqs = match first_seq {
@@ -335,7 +360,7 @@ pub fn run_pub(args: &PubArgs) -> CliResult {
         } else {
             String::new()
         };
-        eprintln!(
+        format!(
             "published {sent} message{} ({}) to {}/{} in {}{rate} as publisher {}{seqs}",
             if sent == 1 { "" } else { "s" },
             human_size(bytes),
@@ -343,9 +368,21 @@ pub fn run_pub(args: &PubArgs) -> CliResult {
             args.endpoint.topic,
             human_duration(start.elapsed()),
             publisher.id(),
-        );
+        )
+    };
+    match result {
+        Ok(()) => {
+            if !args.quiet {
+                eprintln!("{}", summary());
+            }
+            Ok(())
+        }
+        Err(e) if sent > 0 => Err(CliError {
+            message: format!("{}; before that, {}", e.message, summary()),
+            ..e
+        }),
+        Err(e) => Err(e),
     }
-    result
 }
 
 /// How `sub` waits for messages.
@@ -377,10 +414,10 @@ pub struct SubArgs {
     #[arg(long)]
     pub json: bool,
     /// Exit after N messages.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Exit when no message arrives for DUR (e.g. 500ms, 5s).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_positive_duration)]
     pub timeout: Option<Duration>,
     /// How to wait for messages.
     #[arg(long, value_enum, default_value_t = WaitArg::Park)]
@@ -427,11 +464,13 @@ pub fn run_sub(args: &SubArgs) -> CliResult {
     } else {
         StartAt::Next
     };
-    let mut sub = topic.subscriber_with(&SubscriberConfig {
-        wait,
-        start,
-        ..Default::default()
-    })?;
+    let mut sub = topic
+        .subscriber_with(&SubscriberConfig {
+            wait,
+            start,
+            ..Default::default()
+        })
+        .map_err(|e| args.endpoint.error(e))?;
     super::install_interrupt_handler();
     if !args.quiet {
         eprintln!(
