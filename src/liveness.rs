@@ -42,8 +42,11 @@ pub(crate) fn owner_alive(owner: u64) -> bool {
     match sys::stat_of(pid) {
         Some((_, true)) => false, // a zombie
         Some((start, false)) => recorded == 0 || start & 0xffff_ffff == recorded,
-        // Unreadable: another process is taken for gone; this one runs (it is asking).
-        None => me,
+        // Unreadable: this one runs (it is asking); another is gone unless `kill(pid, 0)` finds
+        // it, which it does when a `/proc` mounted with `hidepid` hides another user's process.
+        // Its start time is then unknown, so a reused pid counts as the owner: safety over
+        // progress (taking a live owner for dead would let two writers share a slot).
+        None => me || sys::pid_exists(pid),
     }
 }
 
@@ -52,6 +55,10 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "reads /proc and calls kill(2), which Miri does not model"
+    )]
     fn self_is_alive_and_nobody_is_dead() {
         assert!(owner_alive(my_owner()));
         assert!(!owner_alive(0));
@@ -67,5 +74,22 @@ mod tests {
         // An unknown start time (0) compares the pid only: a live process is alive.
         assert!(owner_alive(owner_word(pid, 0)));
         assert!(!owner_alive(owner_word(0x7fff_fff0, 0)));
+        // A pid above i32::MAX (only a hostile word has one) is nobody, not a process group.
+        assert!(!owner_alive(owner_word(u32::MAX, 0)));
+        assert!(!sys::pid_exists(u32::MAX));
+    }
+
+    /// `kill(pid, 0)` finds a process whether or not it may be signalled: pid 1 (the namespace's
+    /// init) exists for every user, root or not.
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "reads /proc and calls kill(2), which Miri does not model"
+    )]
+    fn a_process_exists_whether_or_not_it_is_ours() {
+        assert!(sys::pid_exists(1));
+        assert!(sys::pid_exists(sys::current_pid()));
+        assert!(!sys::pid_exists(0x7fff_fff0));
+        assert!(!sys::pid_exists(0));
     }
 }

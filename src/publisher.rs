@@ -384,7 +384,7 @@ impl Publisher {
                     return Ok((seq, true));
                 }
                 Begin::Superseded => return Ok((seq, false)),
-                Begin::Busy { stamp } => {
+                Begin::Busy { .. } => {
                     // A writer one ring earlier still holds this slot: normally for the few
                     // nanoseconds it takes to finish. Wait; every liveness window, repair the
                     // slot if that writer is dead. One that lives and never finishes (stopped,
@@ -397,7 +397,14 @@ impl Publisher {
                         return Err(PublishError::Timeout);
                     }
                     if now.duration_since(checked) >= LIVENESS_WINDOW {
-                        if let Some((old, _)) = seqlock::decode(stamp) {
+                        // SYNC: Acquire pairs with the Release half of the holder's stamp CAS
+                        // (`begin_write`), as the subscribers' stamp loads do: the scan in
+                        // `repair_if_abandoned` then sees the holder's `inflight`, stored before
+                        // that CAS. (`begin_write`'s own loads are Relaxed: the hot path.)
+                        let stamp = stamp_word.load(Ordering::Acquire);
+                        if let Some((old, seqlock::WRITING)) = seqlock::decode(stamp)
+                            && old < seq
+                        {
                             repair_if_abandoned(&self.ring, old, stamp);
                         }
                         busy = Some((first, now));
@@ -431,13 +438,24 @@ impl Publisher {
         // (deadline, next liveness check); `None` in either: never (a duration too long to add).
         let mut blocked: Option<(Option<Instant>, Option<Instant>)> = None;
         let mut spins = 0u32;
+        let rec = ring.pub_record(self.index);
         loop {
+            // CLAIMING tells a repairer "may hold any sequence", so it covers each attempt only,
+            // as in `claim`: the first attempt's CLAIMING was stored there, and each later one
+            // is stored here before its compare-and-swap.
+            if spins > 0 {
+                rec.inflight.store(INFLIGHT_CLAIMING, Ordering::Relaxed);
+            }
             let c = match gate::try_claim(&h.claim, &mut self.limit, slots, |claim| {
                 slowest_cursor(&ring, claim)
             }) {
                 Ok(seq) => return Ok(seq),
                 Err(c) => c,
             };
+            // Nothing claimed. While we wait, the record says so: a CLAIMING record of a live
+            // process blocks the repair of every sequence of the topic, including that of the
+            // dead publisher whose unfinished message may be what keeps the ring full.
+            rec.inflight.store(INFLIGHT_IDLE, Ordering::Release);
             // Full: the slowest live subscriber has not read message c - slots yet.
             let now = Instant::now();
             let (deadline, next_check) = match blocked {
@@ -460,7 +478,7 @@ impl Publisher {
                 return Err(PublishError::Timeout);
             }
             // Back off: spin briefly, then yield, then nap (the subscriber needs the CPU).
-            spins += 1;
+            spins = spins.saturating_add(1);
             if spins < 64 {
                 std::hint::spin_loop();
             } else if spins < 128 {

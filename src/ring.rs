@@ -191,7 +191,7 @@ impl Ring {
     /// Byte offset of the slot for `seq` inside the block.
     #[inline]
     fn slot_offset(&self, seq: u64) -> usize {
-        // (seq & mask) < slot_count ≤ 2^31, and the block (≤ the mapping) fits in usize.
+        // (seq & mask) < slot_count ≤ 2^24, and the block (≤ the mapping) fits in usize.
         self.slots_off + (seq & self.mask) as usize * self.stride
     }
 

@@ -343,7 +343,8 @@ impl Segment {
         {
             return None;
         }
-        // SAFETY: offset < arena_end <= total_size = mapping length, checked just above.
+        // SAFETY: offset <= end <= arena_end <= total_size = mapping length, checked just above
+        // (offset == arena_end only for len 0: a pointer one past the end, which `add` allows).
         let ptr = unsafe { self.map.as_mut_ptr().add(offset as usize) };
         NonNull::new(ptr)
     }

@@ -209,7 +209,7 @@ impl Subscriber {
         self.next = next;
         self.empty_polls = 0;
         self.stuck_since = None;
-        // SYNC: Release pairs with the Acquire (SeqCst) cursor load in
+        // SYNC: Release pairs with the Acquire cursor load in
         // `publisher::slowest_cursor`: our reads of the slots before `next` happen before a
         // lossless publisher overwrites them.
         self.record().cursor.store(next, Ordering::Release);
@@ -325,7 +325,16 @@ impl Subscriber {
         mut buf: Option<&mut [u8]>,
         check_stuck: bool,
     ) -> Result<MessageInfo, RecvError> {
+        // Looks again after a copy overwritten meanwhile (at most twice for an honest writer:
+        // the next look sees the overrun) or an aborted sequence (at most a ring of them).
+        // Bounded, so that a process that keeps rewriting stamps cannot keep a `try_recv` here:
+        // past the bound this attempt finds nothing, and the next one goes on from here.
+        let mut looks = u64::from(self.ring.geom.slot_count) + 64;
         loop {
+            looks -= 1;
+            if looks == 0 {
+                return Err(RecvError::Empty);
+            }
             let seq = self.next;
             let ring = &*self.ring;
             let slot = ring.slot(seq);

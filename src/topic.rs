@@ -289,7 +289,8 @@ impl<'a> TableLock<'a> {
                 {
                     return Ok(TableLock { word });
                 }
-                continue;
+                // Taken by someone else meanwhile: wait like any other time (a process that
+                // keeps changing the word must not keep us here past the deadline).
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(TopicError::LockTimeout);

@@ -8,8 +8,8 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use common::{
-    BusName, ROLE, env, env_u64, finish_all, kill9, per_profile, spawn_child, stopped_at,
-    wait_for_stderr,
+    BusName, ROLE, env, env_u64, finish_all, kill9, one_stress_test_at_a_time, per_profile,
+    spawn_child, stopped_at, wait_for_stderr,
 };
 use shmbus::{
     Bus, BusConfig, Delivery, PublishError, PublisherConfig, RecvError, SubscriberConfig,
@@ -246,6 +246,7 @@ fn child() {
 
 #[test]
 fn lossless_under_load_across_processes() {
+    let _one = one_stress_test_at_a_time();
     let n: u64 = per_profile(20_000, 500_000);
     let name = BusName::new("ll-load");
     let bus = Bus::create(&name, &BusConfig::default()).unwrap();
@@ -347,6 +348,59 @@ fn a_publisher_killed_mid_write_is_skipped_on_a_lossless_topic() {
         })
     );
     assert_eq!(sub.recv_timeout(&mut buf, T).unwrap().seq, 1);
+    assert_eq!(topic.stats().repaired, 1);
+}
+
+/// A live publisher waiting for room does not hold up the repair of a dead one's sequence. The
+/// dead publisher's message 0 keeps the subscriber's cursor at 0, so the live one fills the ring
+/// (1 to 3) and waits to publish 4; the subscriber must still close 0 and go on. (It did not: the
+/// waiting publisher's record said "claiming", which a repairer takes as "may hold any
+/// sequence", for as long as it waited.)
+#[test]
+fn a_publisher_waiting_for_room_does_not_block_the_repair_of_a_dead_one() {
+    let name = BusName::new("ll-deadpub-full");
+    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+    let topic = bus.topic_with("t", &lossless(4, 16)).unwrap();
+    let cfg = SubscriberConfig {
+        liveness_window: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let mut sub = topic.subscriber_with(&cfg).unwrap();
+    let extra = [("N", "1".to_owned()), ("TAG", "0".to_owned())];
+    let mut child = stopped_at("child", "publisher", &name, "publish-after-begin", &extra);
+    kill9(&mut child);
+    let writer = {
+        let topic = topic.clone();
+        std::thread::spawn(move || {
+            let mut p = topic.publisher_with(&quick(T.as_millis() as u64)).unwrap();
+            (1..=4u8).map(|i| p.publish(&[i; 16])).collect::<Vec<_>>()
+        })
+    };
+    // Until the writer waits for room (it publishes 1 to 3, then 4 finds the ring full).
+    let deadline = std::time::Instant::now() + T;
+    while topic.stats().backpressure == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never filled the ring"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut buf = [0u8; 16];
+    // Ten seconds against a liveness window of 20 ms: the repair comes within two windows.
+    let patience = Duration::from_secs(10);
+    assert_eq!(
+        sub.recv_timeout(&mut buf, patience),
+        Err(RecvError::Lost {
+            first_seq: 0,
+            count: 1
+        })
+    );
+    for seq in 1..=4 {
+        assert_eq!(sub.recv_timeout(&mut buf, patience).unwrap().seq, seq);
+        assert_eq!(buf, [seq as u8; 16]);
+    }
+    let published = writer.join().unwrap();
+    assert_eq!(published, [Ok(1), Ok(2), Ok(3), Ok(4)]);
     assert_eq!(topic.stats().repaired, 1);
 }
 

@@ -148,6 +148,23 @@ pub(crate) fn stat_of(pid: u32) -> Option<(u64, bool)> {
     Some((start, state == "Z" || state == "X"))
 }
 
+/// Whether a process `pid` exists, seen without `/proc`: `kill(pid, 0)`, which also finds the
+/// processes of other users that a `/proc` mounted with `hidepid` hides (EPERM: it exists, and
+/// is not ours to signal). For a pid whose `/proc/PID/stat` cannot be read.
+pub(crate) fn pid_exists(pid: u32) -> bool {
+    // A pid above i32::MAX (a hostile owner word) would be a process group to kill(2).
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e != rustix::io::Errno::SRCH,
+    }
+}
+
 /// The start time of process `pid`, or 0 if it cannot be read.
 pub(crate) fn process_start_time(pid: u32) -> u64 {
     stat_of(pid).map_or(0, |(start, _)| start)
@@ -155,13 +172,15 @@ pub(crate) fn process_start_time(pid: u32) -> u64 {
 
 /// Whether the process `pid` that started at `start_time` still runs. A zombie counts as dead;
 /// a different process that reuses the pid (another start time) counts as dead. A `start_time`
-/// of 0 (unknown) compares only the pid.
+/// of 0 (unknown) compares only the pid, as does a process whose `/proc/PID/stat` is hidden
+/// ([`pid_exists`]).
 pub(crate) fn process_alive(pid: u32, start_time: u64) -> bool {
     if pid == 0 {
         return false;
     }
     match stat_of(pid) {
-        None => false,
+        // Unreadable: gone, or hidden by `hidepid` (then alive: safety over progress).
+        None => pid_exists(pid),
         Some((_, true)) => false,
         Some((start, false)) => start_time == 0 || start == start_time,
     }
