@@ -964,7 +964,7 @@ fn threads_share_a_bus_and_see_one_total_order() {
 /// it, which must equal its sequence number).
 #[test]
 fn subscribers_registering_during_a_single_publisher_stream_start_cleanly() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     let name = BusName::new("excl");
     let bus = Bus::create(&name, &BusConfig::default()).unwrap();
     let cfg = TopicConfig {
@@ -973,16 +973,27 @@ fn subscribers_registering_during_a_single_publisher_stream_start_cleanly() {
     };
     let topic = bus.topic_with("t", &cfg).unwrap();
     let n: u64 = per_profile(20_000, 200_000);
+    // The publisher goes on past `n` until this many subscribers have registered while it ran,
+    // so that the race is tested however the two threads are scheduled.
+    const REGISTERED: u32 = 3;
+    let registered = AtomicU32::new(0);
     let done = AtomicBool::new(false);
     let mut subscribers = 0u32;
     std::thread::scope(|s| {
         s.spawn(|| {
             let mut p = topic.publisher().unwrap();
-            for i in 0..n {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let mut i = 0u64;
+            while i < n || registered.load(Ordering::Acquire) < REGISTERED {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "fewer than {REGISTERED} subscribers registered in 60 s"
+                );
                 assert_eq!(p.publish(&i.to_le_bytes()).unwrap(), i);
-                if i % 64 == 0 {
+                if i.is_multiple_of(64) {
                     std::thread::yield_now(); // room for the other thread on a loaded machine
                 }
+                i += 1;
             }
             done.store(true, Ordering::Release);
         });
@@ -997,6 +1008,7 @@ fn subscribers_registering_during_a_single_publisher_stream_start_cleanly() {
             );
             let mut sub = topic.subscriber().unwrap();
             subscribers += 1;
+            registered.fetch_add(1, Ordering::Release);
             let start = sub.next_seq();
             let mut last: Option<u64> = None;
             for _ in 0..20 {
@@ -1018,7 +1030,7 @@ fn subscribers_registering_during_a_single_publisher_stream_start_cleanly() {
             }
         }
     });
-    assert!(subscribers > 0);
+    assert!(subscribers >= REGISTERED);
 }
 
 /// Timeouts too long to add to the clock mean no limit, not a panic.

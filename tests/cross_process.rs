@@ -8,8 +8,8 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use common::{
-    BusName, ROLE, env, env_u64, finish, finish_all, kill9, per_profile, spawn_child, stopped_at,
-    wait_for_stderr,
+    BusName, ROLE, env, env_u64, finish, finish_all, kill9, one_stress_test_at_a_time, per_profile,
+    spawn_child, stopped_at, wait_for_stderr,
 };
 use shmbus::{
     Bus, BusConfig, BusError, PublisherConfig, RecvError, StartAt, SubscriberConfig, TopicConfig,
@@ -101,6 +101,7 @@ fn order_subscriber(bus: &Bus) {
 
 #[test]
 fn four_processes_see_one_total_order() {
+    let _one = one_stress_test_at_a_time();
     let n: u64 = per_profile(5_000, 50_000);
     let name = BusName::new("order");
     let bus = Bus::create(
@@ -251,6 +252,7 @@ fn torn_read_detector_on_a_single_publisher_topic() {
 /// `publishers` processes publish `n` messages each through a ring of `cfg`; one subscriber
 /// checks every word of every message and the loss accounting.
 fn torn_run(publishers: u64, cfg: TopicConfig) {
+    let _one = one_stress_test_at_a_time();
     let n: u64 = per_profile(100_000, 1_200_000 / publishers);
     let name = BusName::new("torn");
     let bus = Bus::create(&name, &BusConfig::default()).unwrap();

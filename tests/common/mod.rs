@@ -34,12 +34,48 @@ impl Drop for BusName {
     }
 }
 
+/// Serialises the stress tests of one test binary (libtest runs two tests at once by default):
+/// each runs several busy processes, and two of them at once would put four or more on a 2-core
+/// machine, where a writer pre-empted mid-message stalls the peers waiting for its slot.
+pub fn one_stress_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The environment variable naming a child's role.
 pub const ROLE: &str = "SHMBUS_TEST_ROLE";
 
+/// A child process a test started. Killed and reaped when dropped before [`finish`] took it: a
+/// test that fails half way leaves no process of its own running (busy, on a 2-core machine)
+/// while the tests after it run.
+pub struct ChildProcess(Option<Child>);
+
+impl std::ops::Deref for ChildProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("a child not yet finished")
+    }
+}
+
+impl std::ops::DerefMut for ChildProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a child not yet finished")
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            // Nothing is signalled if it was already reaped (`kill9`).
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts this test binary again, running only `entry` (a `#[test]` that dispatches on
 /// [`ROLE`]), with `role` and extra environment variables. The child's stdout is piped.
-pub fn spawn_child(entry: &str, role: &str, env: &[(&str, String)]) -> Child {
+pub fn spawn_child(entry: &str, role: &str, env: &[(&str, String)]) -> ChildProcess {
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
     cmd.args([entry, "--exact", "--nocapture", "--test-threads=1"])
         .env(ROLE, role)
@@ -48,12 +84,13 @@ pub fn spawn_child(entry: &str, role: &str, env: &[(&str, String)]) -> Child {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn child")
+    ChildProcess(Some(cmd.spawn().expect("spawn child")))
 }
 
 /// Waits for a child to exit, killing it after `limit` (the watchdog). Returns its stdout lines
 /// that start with `RESULT ` (without the prefix), and panics if it failed.
-pub fn finish(mut child: Child, limit: Duration) -> Vec<String> {
+pub fn finish(mut child: ChildProcess, limit: Duration) -> Vec<String> {
+    let mut child = child.0.take().expect("a child not yet finished");
     let deadline = Instant::now() + limit;
     loop {
         match child.try_wait().expect("try_wait") {
@@ -81,8 +118,9 @@ pub fn finish(mut child: Child, limit: Duration) -> Vec<String> {
         .collect()
 }
 
-/// [`finish`] for each child, in order: their `RESULT` lines, one list per child.
-pub fn finish_all(children: Vec<Child>, limit: Duration) -> Vec<Vec<String>> {
+/// [`finish`] for each child, in order: their `RESULT` lines, one list per child. If one fails,
+/// the others are killed (on drop).
+pub fn finish_all(children: Vec<ChildProcess>, limit: Duration) -> Vec<Vec<String>> {
     children.into_iter().map(|c| finish(c, limit)).collect()
 }
 
@@ -147,7 +185,7 @@ pub fn stopped_at(
     bus: &str,
     point: &str,
     extra: &[(&str, String)],
-) -> Child {
+) -> ChildProcess {
     let mut env = vec![
         ("BUS", bus.to_owned()),
         ("SHMBUS_CRASH_AT", point.to_owned()),
