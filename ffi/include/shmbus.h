@@ -220,8 +220,8 @@ typedef enum shmbus_start {
  */
 typedef enum shmbus_delivery {
   /**
-   * Publishers never wait; a subscriber that falls a whole ring behind loses the oldest
-   * messages and is told exactly which (`SHMBUS_RESULT_LOST`). The default.
+   * Publishers never wait for subscribers; a subscriber that falls a whole ring behind loses
+   * the oldest messages and is told exactly which (`SHMBUS_RESULT_LOST`). The default.
    */
   SHMBUS_DELIVERY_LOSSY = 0,
   /**
@@ -324,21 +324,25 @@ typedef struct shmbus_bus_config {
    */
   uint64_t open_timeout_ns;
   /**
-   * Map every page at attach time so no page fault lands on the hot path. Default true.
+   * Map every page at attach time so no page fault lands on the hot path. Default 1 (true);
+   * any nonzero value is true. (A byte, not a `bool`: any value is safe to pass.)
    */
-  bool prefault;
+  uint8_t prefault;
 } shmbus_bus_config;
 
 /**
- * Options of a publisher. Start from `shmbus_publisher_config_default()`. `timeout_ns` and
- * `liveness_window_ns` matter only on lossless topics (a lossy publisher never waits);
- * `timestamps` applies to every topic.
+ * Options of a publisher. Start from `shmbus_publisher_config_default()`. `timeout_ns` bounds
+ * every wait of a publisher (for room on a lossless topic, for a slot still held by a writer a
+ * ring behind on a topic with several publisher entries); `liveness_window_ns` matters only on
+ * lossless topics; `timestamps` applies to every topic.
  */
 typedef struct shmbus_publisher_config {
   /**
    * How long `shmbus_publisher_publish` and `shmbus_publisher_loan` wait for room in a full
    * ring before they return `PUBLISH_TIMEOUT`, in ns. Default 1000000000 (1 s). 0 gives up at
-   * once (after one check for dead subscribers); the `try_` forms never wait whatever this is.
+   * once (after one check for dead subscribers); the `try_` forms never wait for room whatever
+   * this is. It also bounds the wait of every form for a slot that a writer a ring behind
+   * still holds (topics with several publisher entries).
    */
   uint64_t timeout_ns;
   /**
@@ -351,9 +355,10 @@ typedef struct shmbus_publisher_config {
    * Stamp each message with CLOCK_MONOTONIC (see `shmbus_monotonic_ns`), read just before it
    * is committed, reported as `shmbus_message_info.timestamp_ns`. Default false: no clock is
    * read on the publish path and subscribers see `timestamp_ns == 0`. Costs one clock read
-   * per publish (about 20-25 ns on a VM).
+   * per publish (about 20-25 ns on a VM). Any nonzero value is true. (A byte, not a `bool`:
+   * any value is safe to pass.)
    */
-  bool timestamps;
+  uint8_t timestamps;
 } shmbus_publisher_config;
 
 /**
@@ -479,7 +484,8 @@ enum shmbus_result shmbus_bus_create(const char *name,
  *
  * Errors: `NULL_PARAMETER`, `INVALID_ARGUMENT`, `INVALID_NAME`, `NOT_FOUND`,
  * `VERSION_MISMATCH`, `LAYOUT_MISMATCH`, `CORRUPT`, `CREATOR_DIED`, `NOT_INITIALIZED`,
- * `PERMISSION_DENIED`, `IO`.
+ * `PERMISSION_DENIED`, `OUT_OF_SPACE` (the mapping was refused for lack of memory or address
+ * space), `IO`.
  *
  * # Safety
  * As `shmbus_bus_create`.
@@ -613,8 +619,12 @@ void shmbus_publisher_free(struct shmbus_publisher *publisher);
  * (if `out_seq` is not NULL) is the message's sequence number. On a lossy topic it never
  * waits for subscribers. On a lossless topic whose ring is full (the slowest live subscriber
  * is a whole ring behind) it waits for room, at most the publisher's `timeout_ns`.
+ * (On a topic with several publisher entries every form, `try_` included, also waits
+ * for a slot that a writer a whole ring behind still holds: for nanoseconds if that writer is
+ * healthy, and `PUBLISH_TIMEOUT` after `timeout_ns` if it is stopped or stuck.)
  *
- * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `PUBLISH_TIMEOUT` (lossless only), `LOAN_OUTSTANDING`.
+ * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `PUBLISH_TIMEOUT` (a full lossless ring, or a held
+ * slot), `LOAN_OUTSTANDING`.
  * Nothing is published on error.
  *
  * # Safety
@@ -628,11 +638,14 @@ enum shmbus_result shmbus_publisher_publish(struct shmbus_publisher *publisher,
                                             uint64_t *out_seq);
 
 /**
- * As `shmbus_publisher_publish`, but never waits: on a full lossless ring it returns
+ * As `shmbus_publisher_publish`, but never waits for room: on a full lossless ring it returns
  * `WOULD_BLOCK` at once (nothing published; try again later). On a lossy topic it is
- * `shmbus_publisher_publish`.
+ * `shmbus_publisher_publish`. (On a topic with several publisher entries every form, `try_` included, also waits
+ * for a slot that a writer a whole ring behind still holds: for nanoseconds if that writer is
+ * healthy, and `PUBLISH_TIMEOUT` after `timeout_ns` if it is stopped or stuck.)
  *
- * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `WOULD_BLOCK`, `LOAN_OUTSTANDING`.
+ * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `WOULD_BLOCK`, `PUBLISH_TIMEOUT` (a held slot only),
+ * `LOAN_OUTSTANDING`.
  *
  * # Safety
  * As `shmbus_publisher_publish`.
@@ -648,9 +661,10 @@ enum shmbus_result shmbus_publisher_try_publish(struct shmbus_publisher *publish
  * then call `shmbus_loan_commit` or `shmbus_loan_abort`. One loan at a time per publisher;
  * other calls on the publisher return `LOAN_OUTSTANDING` until the loan ends. Keep loans
  * short: subscribers deliver in order, so they wait for it before later messages. On a full
- * lossless ring it waits for room as `shmbus_publisher_publish` does.
+ * lossless ring it waits for room as `shmbus_publisher_publish` does, and for a held slot too.
  *
- * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `PUBLISH_TIMEOUT` (lossless only), `LOAN_OUTSTANDING`.
+ * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `PUBLISH_TIMEOUT` (a full lossless ring, or a held
+ * slot), `LOAN_OUTSTANDING`.
  *
  * # Safety
  * * `publisher` is NULL or a live handle, used by no other thread during the call.
@@ -661,10 +675,12 @@ enum shmbus_result shmbus_publisher_loan(struct shmbus_publisher *publisher,
                                          struct shmbus_loan **out_loan);
 
 /**
- * As `shmbus_publisher_loan`, but never waits: on a full lossless ring it returns
- * `WOULD_BLOCK` at once (no loan). On a lossy topic it is `shmbus_publisher_loan`.
+ * As `shmbus_publisher_loan`, but never waits for room: on a full lossless ring it returns
+ * `WOULD_BLOCK` at once (no loan). On a lossy topic it is `shmbus_publisher_loan`. It waits
+ * for a held slot as `shmbus_publisher_try_publish` does.
  *
- * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `WOULD_BLOCK`, `LOAN_OUTSTANDING`.
+ * Errors: `NULL_PARAMETER`, `TOO_LARGE`, `WOULD_BLOCK`, `PUBLISH_TIMEOUT` (a held slot only),
+ * `LOAN_OUTSTANDING`.
  *
  * # Safety
  * As `shmbus_publisher_loan`.

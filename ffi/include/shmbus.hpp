@@ -16,7 +16,9 @@
 //   thrown, so the hot path has no exceptions. Likewise a full lossless ring in try_publish is
 //   a Published status (WOULD_BLOCK), and try_loan returns an empty Loan. A blocking publish
 //   that times out on a lossless ring (PUBLISH_TIMEOUT) does throw: with a timeout of seconds,
-//   that is a stuck subscriber, not flow control.
+//   that is a stuck subscriber, not flow control. So does any publish, try_ forms included,
+//   that waited the timeout for a slot a stuck writer a ring behind still holds (topics with
+//   several publisher entries).
 // * Buffers are passed as shmbus::Span (a pointer + size view; C++17 has no std::span).
 //
 // Lifetimes and threads are those of the C API (docs/c-api.md): a Bus may be used from any
@@ -180,7 +182,7 @@ struct PublisherConfig : shmbus_publisher_config {
   /// Stamps each message with CLOCK_MONOTONIC (MessageInfo::timestamp_ns; 0 when off, the
   /// default). Costs one clock read per publish.
   PublisherConfig& with_timestamps(bool on) {
-    timestamps = on;
+    timestamps = on ? 1 : 0;
     return *this;
   }
   /// How often a blocked publisher checks for dead subscribers (zero: the default, 100 ms).
@@ -194,11 +196,16 @@ struct PublisherConfig : shmbus_publisher_config {
 /// Subscriber options; default-constructed = shmbus_subscriber_config_default().
 struct SubscriberConfig : shmbus_subscriber_config {
   SubscriberConfig() : shmbus_subscriber_config(shmbus_subscriber_config_default()) {}
-  /// Sets the wait strategy (and, for spin-then-park, the spin time).
+  /// Sets the wait strategy (and, for spin-then-park, the spin time: any duration, clamped
+  /// like the others).
+  SubscriberConfig& with_wait(shmbus_wait_strategy strategy) {
+    return with_wait(strategy, std::chrono::microseconds(50));
+  }
+  template <class Rep, class Period>
   SubscriberConfig& with_wait(shmbus_wait_strategy strategy,
-                              std::chrono::nanoseconds spin = std::chrono::microseconds(50)) {
+                              std::chrono::duration<Rep, Period> spin) {
     wait = static_cast<std::uint32_t>(strategy);
-    spin_ns = spin.count() > 0 ? static_cast<std::uint64_t>(spin.count()) : 0;
+    spin_ns = detail::to_ns(spin);
     return *this;
   }
   /// Sets where reading starts.
@@ -316,7 +323,8 @@ class Publisher {
     return publish(Bytes(static_cast<const std::uint8_t*>(data), len));
   }
 
-  /// Like publish, but never waits: on a full lossless ring the status is would_block.
+  /// Like publish, but never waits for room: on a full lossless ring the status is would_block.
+  /// (It throws PUBLISH_TIMEOUT as publish does for a slot a stuck writer holds.)
   Published try_publish(Bytes msg) {
     detail::check_handle(pub_);
     Published r;
@@ -342,7 +350,8 @@ class Publisher {
     return Loan(loan);
   }
 
-  /// Like loan, but never waits: on a full lossless ring it returns an empty Loan (`!loan`).
+  /// Like loan, but never waits for room: on a full lossless ring it returns an empty Loan
+  /// (`!loan`). (It throws PUBLISH_TIMEOUT as loan does for a slot a stuck writer holds.)
   Loan try_loan(std::size_t len) {
     detail::check_handle(pub_);
     shmbus_loan* loan = nullptr;

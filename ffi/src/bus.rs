@@ -18,8 +18,8 @@ pub struct shmbus_bus {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum shmbus_delivery {
-    /// Publishers never wait; a subscriber that falls a whole ring behind loses the oldest
-    /// messages and is told exactly which (`SHMBUS_RESULT_LOST`). The default.
+    /// Publishers never wait for subscribers; a subscriber that falls a whole ring behind loses
+    /// the oldest messages and is told exactly which (`SHMBUS_RESULT_LOST`). The default.
     Lossy = 0,
     /// Publishers never overwrite a message a live subscriber has not read: on a full ring
     /// they wait (up to `shmbus_publisher_config.timeout_ns`, then `PUBLISH_TIMEOUT`) or, in the
@@ -93,8 +93,9 @@ pub struct shmbus_bus_config {
     /// How long open waits for a creator to finish initialising, and how long topic creation
     /// waits for the table lock, in nanoseconds. Default 2 s.
     pub open_timeout_ns: u64,
-    /// Map every page at attach time so no page fault lands on the hot path. Default true.
-    pub prefault: bool,
+    /// Map every page at attach time so no page fault lands on the hot path. Default 1 (true);
+    /// any nonzero value is true. (A byte, not a `bool`: any value is safe to pass.)
+    pub prefault: u8,
 }
 
 impl From<TopicConfig> for shmbus_topic_config {
@@ -128,7 +129,7 @@ fn core_bus_config(c: &shmbus_bus_config) -> Result<BusConfig, Failure> {
         mode: c.mode,
         default_topic: core_topic_config(&c.default_topic)?,
         open_timeout: Duration::from_nanos(c.open_timeout_ns),
-        prefault: c.prefault,
+        prefault: c.prefault != 0,
     })
 }
 
@@ -140,7 +141,7 @@ fn bus_config_default() -> shmbus_bus_config {
         mode: d.mode,
         default_topic: d.default_topic.into(),
         open_timeout_ns: u64::try_from(d.open_timeout.as_nanos()).unwrap_or(u64::MAX),
-        prefault: d.prefault,
+        prefault: u8::from(d.prefault),
     }
 }
 
@@ -253,7 +254,8 @@ pub unsafe extern "C" fn shmbus_bus_create(
 ///
 /// Errors: `NULL_PARAMETER`, `INVALID_ARGUMENT`, `INVALID_NAME`, `NOT_FOUND`,
 /// `VERSION_MISMATCH`, `LAYOUT_MISMATCH`, `CORRUPT`, `CREATOR_DIED`, `NOT_INITIALIZED`,
-/// `PERMISSION_DENIED`, `IO`.
+/// `PERMISSION_DENIED`, `OUT_OF_SPACE` (the mapping was refused for lack of memory or address
+/// space), `IO`.
 ///
 /// # Safety
 /// As `shmbus_bus_create`.

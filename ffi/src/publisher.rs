@@ -9,15 +9,18 @@ use shmbus_core::{Loan, PublishError, Publisher, PublisherConfig};
 use crate::bus::{name_arg, open_topic, opt_arg, shmbus_bus, shmbus_topic_config};
 use crate::error::{Failure, shmbus_result};
 
-/// Options of a publisher. Start from `shmbus_publisher_config_default()`. `timeout_ns` and
-/// `liveness_window_ns` matter only on lossless topics (a lossy publisher never waits);
-/// `timestamps` applies to every topic.
+/// Options of a publisher. Start from `shmbus_publisher_config_default()`. `timeout_ns` bounds
+/// every wait of a publisher (for room on a lossless topic, for a slot still held by a writer a
+/// ring behind on a topic with several publisher entries); `liveness_window_ns` matters only on
+/// lossless topics; `timestamps` applies to every topic.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct shmbus_publisher_config {
     /// How long `shmbus_publisher_publish` and `shmbus_publisher_loan` wait for room in a full
     /// ring before they return `PUBLISH_TIMEOUT`, in ns. Default 1000000000 (1 s). 0 gives up at
-    /// once (after one check for dead subscribers); the `try_` forms never wait whatever this is.
+    /// once (after one check for dead subscribers); the `try_` forms never wait for room whatever
+    /// this is. It also bounds the wait of every form for a slot that a writer a ring behind
+    /// still holds (topics with several publisher entries).
     pub timeout_ns: u64,
     /// How often a publisher blocked by a full ring checks whether the subscribers holding it
     /// back are still alive (evicting dead ones), in ns. 0 means the default, 100000000
@@ -26,8 +29,9 @@ pub struct shmbus_publisher_config {
     /// Stamp each message with CLOCK_MONOTONIC (see `shmbus_monotonic_ns`), read just before it
     /// is committed, reported as `shmbus_message_info.timestamp_ns`. Default false: no clock is
     /// read on the publish path and subscribers see `timestamp_ns == 0`. Costs one clock read
-    /// per publish (about 20-25 ns on a VM).
-    pub timestamps: bool,
+    /// per publish (about 20-25 ns on a VM). Any nonzero value is true. (A byte, not a `bool`:
+    /// any value is safe to pass.)
+    pub timestamps: u8,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -39,7 +43,7 @@ fn publisher_config_default() -> shmbus_publisher_config {
     shmbus_publisher_config {
         timeout_ns: nanos(d.timeout),
         liveness_window_ns: nanos(d.liveness_window),
-        timestamps: d.timestamps,
+        timestamps: u8::from(d.timestamps),
     }
 }
 
@@ -51,7 +55,7 @@ fn core_publisher_config(c: &shmbus_publisher_config) -> PublisherConfig {
             0 => d.liveness_window,
             ns => Duration::from_nanos(ns),
         },
-        timestamps: c.timestamps,
+        timestamps: c.timestamps != 0,
     }
 }
 
@@ -236,8 +240,12 @@ unsafe fn publish_with(
 /// (if `out_seq` is not NULL) is the message's sequence number. On a lossy topic it never
 /// waits for subscribers. On a lossless topic whose ring is full (the slowest live subscriber
 /// is a whole ring behind) it waits for room, at most the publisher's `timeout_ns`.
+/// (On a topic with several publisher entries every form, `try_` included, also waits
+/// for a slot that a writer a whole ring behind still holds: for nanoseconds if that writer is
+/// healthy, and `PUBLISH_TIMEOUT` after `timeout_ns` if it is stopped or stuck.)
 ///
-/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `PUBLISH_TIMEOUT` (lossless only), `LOAN_OUTSTANDING`.
+/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `PUBLISH_TIMEOUT` (a full lossless ring, or a held
+/// slot), `LOAN_OUTSTANDING`.
 /// Nothing is published on error.
 ///
 /// # Safety
@@ -255,11 +263,14 @@ pub unsafe extern "C" fn shmbus_publisher_publish(
     unsafe { publish_with(publisher, data, len, out_seq, Publisher::publish) }
 }
 
-/// As `shmbus_publisher_publish`, but never waits: on a full lossless ring it returns
+/// As `shmbus_publisher_publish`, but never waits for room: on a full lossless ring it returns
 /// `WOULD_BLOCK` at once (nothing published; try again later). On a lossy topic it is
-/// `shmbus_publisher_publish`.
+/// `shmbus_publisher_publish`. (On a topic with several publisher entries every form, `try_` included, also waits
+/// for a slot that a writer a whole ring behind still holds: for nanoseconds if that writer is
+/// healthy, and `PUBLISH_TIMEOUT` after `timeout_ns` if it is stopped or stuck.)
 ///
-/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `WOULD_BLOCK`, `LOAN_OUTSTANDING`.
+/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `WOULD_BLOCK`, `PUBLISH_TIMEOUT` (a held slot only),
+/// `LOAN_OUTSTANDING`.
 ///
 /// # Safety
 /// As `shmbus_publisher_publish`.
@@ -305,9 +316,10 @@ unsafe fn loan_with(
 /// then call `shmbus_loan_commit` or `shmbus_loan_abort`. One loan at a time per publisher;
 /// other calls on the publisher return `LOAN_OUTSTANDING` until the loan ends. Keep loans
 /// short: subscribers deliver in order, so they wait for it before later messages. On a full
-/// lossless ring it waits for room as `shmbus_publisher_publish` does.
+/// lossless ring it waits for room as `shmbus_publisher_publish` does, and for a held slot too.
 ///
-/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `PUBLISH_TIMEOUT` (lossless only), `LOAN_OUTSTANDING`.
+/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `PUBLISH_TIMEOUT` (a full lossless ring, or a held
+/// slot), `LOAN_OUTSTANDING`.
 ///
 /// # Safety
 /// * `publisher` is NULL or a live handle, used by no other thread during the call.
@@ -322,10 +334,12 @@ pub unsafe extern "C" fn shmbus_publisher_loan(
     unsafe { loan_with(publisher, len, out_loan, Publisher::loan) }
 }
 
-/// As `shmbus_publisher_loan`, but never waits: on a full lossless ring it returns
-/// `WOULD_BLOCK` at once (no loan). On a lossy topic it is `shmbus_publisher_loan`.
+/// As `shmbus_publisher_loan`, but never waits for room: on a full lossless ring it returns
+/// `WOULD_BLOCK` at once (no loan). On a lossy topic it is `shmbus_publisher_loan`. It waits
+/// for a held slot as `shmbus_publisher_try_publish` does.
 ///
-/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `WOULD_BLOCK`, `LOAN_OUTSTANDING`.
+/// Errors: `NULL_PARAMETER`, `TOO_LARGE`, `WOULD_BLOCK`, `PUBLISH_TIMEOUT` (a held slot only),
+/// `LOAN_OUTSTANDING`.
 ///
 /// # Safety
 /// As `shmbus_publisher_loan`.

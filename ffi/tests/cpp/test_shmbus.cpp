@@ -83,6 +83,13 @@ static void test_errors_and_moves() {
 }
 
 static void test_receive_statuses() {
+  // A spin phase of any duration: the longest ones clamp, never overflow into 0 or a negative.
+  CHECK(shmbus::SubscriberConfig()
+            .with_wait(SHMBUS_WAIT_STRATEGY_SPIN_THEN_PARK, std::chrono::hours::max())
+            .spin_ns == UINT64_MAX);
+  CHECK(shmbus::SubscriberConfig().with_wait(SHMBUS_WAIT_STRATEGY_SPIN_THEN_PARK, 2us).spin_ns ==
+        2000);
+  CHECK(shmbus::SubscriberConfig().with_wait(SHMBUS_WAIT_STRATEGY_SPIN).spin_ns == 50000);
   std::string name = bus_name("recv");
   shmbus::Bus bus = shmbus::Bus::create(name);
   shmbus::TopicConfig tc;
