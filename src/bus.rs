@@ -122,6 +122,18 @@ impl Bus {
         })
     }
 
+    /// A bus in this process's memory only (`Segment::private`): for tests of the ring code
+    /// where shared memory cannot be mapped (Miri).
+    #[cfg(test)]
+    pub(crate) fn private(cfg: &BusConfig) -> Result<Bus, BusError> {
+        let seg = Segment::private(cfg.size, cfg.max_topics)?;
+        Ok(Bus {
+            seg: Arc::new(seg),
+            default_topic: cfg.default_topic,
+            timeout: cfg.open_timeout,
+        })
+    }
+
     /// Opens an existing bus with the default configuration's timeout (2 s) and prefaulting.
     ///
     /// # Errors

@@ -86,6 +86,8 @@ mod wait;
 
 #[cfg(loom)]
 mod loom_tests;
+#[cfg(all(test, not(loom)))]
+mod private_tests;
 
 #[cfg(not(loom))]
 pub use bus::{Bus, BusConfig, BusInfo};

@@ -141,6 +141,27 @@ impl Segment {
                 return Err(map_err(name, e, geom.total_size));
             }
         };
+        Ok(Self::initialise(map, geom, name, mode))
+    }
+
+    /// A segment in this process's memory only (an anonymous private mapping), laid out and
+    /// initialised as [`create`](Self::create) does. For the tests that run the ring code where
+    /// shared memory cannot be mapped: under Miri, which then checks the unsafe pointer code of
+    /// `segment`, `ring` and `seqlock`, and the data races of the atomics between threads.
+    #[cfg(test)]
+    pub fn private(size: u64, max_topics: u32) -> Result<Segment, BusError> {
+        let geom = plan(size, max_topics).map_err(BusError::InvalidConfig)?;
+        let len = usize::try_from(geom.total_size)
+            .map_err(|_| BusError::InvalidConfig(size.to_string()))?;
+        let map = MmapOptions::new()
+            .len(len)
+            .map_anon()
+            .map_err(|e| map_err("(private)", e, geom.total_size))?;
+        Ok(Self::initialise(map.into(), geom, "(private)", 0o600))
+    }
+
+    /// Fills the header of a new mapping and marks it READY.
+    fn initialise(map: MmapRaw, geom: Geometry, name: &str, mode: u32) -> Segment {
         let seg = Segment {
             map,
             geom,
@@ -161,7 +182,7 @@ impl Segment {
         h.mode.store(mode, Ordering::Relaxed);
         h.created_at_unix_ns
             .store(sys::realtime_ns(), Ordering::Relaxed);
-        h.max_topics.store(max_topics, Ordering::Relaxed);
+        h.max_topics.store(geom.max_topics, Ordering::Relaxed);
         h.topic_table_offset
             .store(SEGMENT_HEADER_SIZE as u64, Ordering::Relaxed);
         h.arena_offset.store(geom.arena_offset, Ordering::Relaxed);
@@ -170,7 +191,7 @@ impl Segment {
         // SYNC: Release pairs with the Acquire load of `state` in `Segment::open`: an opener that
         // sees READY sees every header field stored above.
         h.state.store(STATE_READY, Ordering::Release);
-        Ok(seg)
+        seg
     }
 
     /// Opens an existing segment, waiting up to `timeout` for its creator to mark it ready, and
