@@ -5,8 +5,12 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::BusName;
+use common::{BusName, ChildProcess, output_within};
+
+/// Longer than any example's own timeout: a watchdog, not a bound they are expected to reach.
+const WATCHDOG: Duration = Duration::from_secs(120);
 
 /// Where cargo puts the example binaries (built by `cargo test` alongside the tests).
 fn example(name: &str) -> PathBuf {
@@ -29,27 +33,32 @@ fn example(name: &str) -> PathBuf {
 #[test]
 fn publisher_and_subscriber_examples_talk_across_processes() {
     let bus = BusName::new("examples");
-    let mut sub = Command::new(example("subscriber"))
-        .args(["--bus", &bus, "--count", "5", "--timeout-ms", "30000"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed if the test fails half way; it also gives up by itself after 30 s without a message.
+    let mut sub = ChildProcess::adopt(
+        Command::new(example("subscriber"))
+            .args(["--bus", &bus, "--count", "5", "--timeout-ms", "30000"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut lines = BufReader::new(sub.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("subscribed to"), "{first}");
-    let publisher = Command::new(example("publisher"))
-        .args([
-            "--bus",
-            &bus,
-            "--count",
-            "5",
-            "--interval-ms",
-            "5",
-            "--wait-subscribers",
-            "1",
-        ])
-        .output()
-        .unwrap();
+    let publisher = output_within(
+        Command::new(example("publisher"))
+            .stdin(Stdio::null())
+            .args([
+                "--bus",
+                &bus,
+                "--count",
+                "5",
+                "--interval-ms",
+                "5",
+                "--wait-subscribers",
+                "1",
+            ]),
+        WATCHDOG,
+    );
     assert!(
         publisher.status.success(),
         "{}",
@@ -69,11 +78,12 @@ fn publisher_and_subscriber_examples_talk_across_processes() {
 
 #[test]
 fn pingpong_example_prints_a_latency_table() {
-    let out = Command::new(example("pingpong"))
-        .args(["--seconds", "0.5"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(example("pingpong"))
+            .args(["--seconds", "0.5"])
+            .stdin(Stdio::null()),
+        WATCHDOG,
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -63,6 +63,13 @@ impl std::ops::DerefMut for ChildProcess {
     }
 }
 
+impl ChildProcess {
+    /// Takes charge of a child started otherwise.
+    pub fn adopt(child: Child) -> ChildProcess {
+        ChildProcess(Some(child))
+    }
+}
+
 impl Drop for ChildProcess {
     fn drop(&mut self) {
         if let Some(child) = &mut self.0 {
@@ -122,6 +129,44 @@ pub fn finish(mut child: ChildProcess, limit: Duration) -> Vec<String> {
 /// the others are killed (on drop).
 pub fn finish_all(children: Vec<ChildProcess>, limit: Duration) -> Vec<Vec<String>> {
     children.into_iter().map(|c| finish(c, limit)).collect()
+}
+
+/// Runs `cmd` to completion with its stdout and stderr captured, as `Command::output` does, but
+/// kills it and panics if it is still running after `limit`.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Drained while it runs, so that a full pipe never stops it.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped")));
+    let err = drain(Box::new(child.stderr.take().expect("piped")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
 }
 
 /// Waits until the child prints a stderr line containing `marker` (e.g. a crash point), or
