@@ -234,36 +234,102 @@ pub const RECORD_SIZE: usize = 128;
 mod asserts {
     use super::*;
     use core::mem::{align_of, offset_of, size_of};
-    const _: () = assert!(size_of::<SegmentHeader>() == SEGMENT_HEADER_SIZE);
+
+    /// Every field's offset, in order (docs/design.md §2 has the same tables): moving a field
+    /// fails the build here, and then needs a `LAYOUT_VERSION` bump (the fingerprint covers sizes,
+    /// not offsets).
+    macro_rules! offsets {
+        ($t:ty { $($field:ident: $offset:expr),* $(,)? }) => {
+            $(const _: () = assert!(offset_of!($t, $field) == $offset);)*
+        };
+    }
+
     const _: () = assert!(align_of::<SegmentHeader>() == LINE);
-    const _: () = assert!(offset_of!(SegmentHeader, state) == 12);
-    const _: () = assert!(offset_of!(SegmentHeader, fingerprint) == 16);
-    const _: () = assert!(offset_of!(SegmentHeader, total_size) == 24);
-    const _: () = assert!(offset_of!(SegmentHeader, creator_pid) == 32);
-    const _: () = assert!(offset_of!(SegmentHeader, creator_start_time) == 40);
-    const _: () = assert!(offset_of!(SegmentHeader, max_topics) == 56);
-    const _: () = assert!(offset_of!(SegmentHeader, _reserved_lock) == 60);
-    const _: () = assert!(offset_of!(SegmentHeader, arena_used) == 88);
-    const _: () = assert!(offset_of!(SegmentHeader, topic_count) == 96);
-    const _: () = assert!(offset_of!(SegmentHeader, topic_lock) == 104);
+    const _: () = assert!(size_of::<SegmentHeader>() == SEGMENT_HEADER_SIZE);
+    offsets!(SegmentHeader {
+        magic: 0,
+        layout_version: 8,
+        state: 12,
+        fingerprint: 16,
+        total_size: 24,
+        creator_pid: 32,
+        mode: 36,
+        creator_start_time: 40,
+        created_at_unix_ns: 48,
+        max_topics: 56,
+        _reserved_lock: 60,
+        topic_table_offset: 64,
+        arena_offset: 72,
+        arena_size: 80,
+        arena_used: 88,
+        topic_count: 96,
+        _reserved0: 100,
+        topic_lock: 104,
+        _reserved: 112
+    });
     const _: () = assert!(size_of::<TopicEntry>() == TOPIC_ENTRY_SIZE);
-    const _: () = assert!(offset_of!(TopicEntry, name) == 8);
-    const _: () = assert!(offset_of!(TopicEntry, slot_count) == 72);
-    const _: () = assert!(offset_of!(TopicEntry, ring_offset) == 96);
+    offsets!(TopicEntry {
+        state: 0,
+        name_len: 4,
+        name: 8,
+        slot_count: 72,
+        payload_size: 76,
+        slot_stride: 80,
+        delivery: 84,
+        max_publishers: 88,
+        max_subscribers: 92,
+        ring_offset: 96,
+        ring_size: 104,
+        _reserved: 112
+    });
     const _: () = assert!(size_of::<RingHeader>() == RING_HEADER_SIZE);
-    const _: () = assert!(offset_of!(RingHeader, claim) == 0);
-    const _: () = assert!(offset_of!(RingHeader, event) == 128);
-    const _: () = assert!(offset_of!(RingHeader, sleepers) == 132);
-    const _: () = assert!(offset_of!(RingHeader, backpressure) == 168);
-    const _: () = assert!(offset_of!(RingHeader, evicted) == 176);
-    const _: () = assert!(offset_of!(RingHeader, slot_count) == 256);
+    offsets!(RingHeader {
+        claim: 0,
+        _pad0: 8,
+        event: 128,
+        sleepers: 132,
+        wakes: 136,
+        retired_published: 144,
+        retired_aborted: 152,
+        repaired: 160,
+        backpressure: 168,
+        evicted: 176,
+        _pad1: 184,
+        slot_count: 256,
+        payload_size: 260,
+        slot_stride: 264,
+        max_publishers: 268,
+        max_subscribers: 272,
+        _pad2: 276
+    });
     const _: () = assert!(size_of::<PubRecord>() == RECORD_SIZE);
-    const _: () = assert!(offset_of!(PubRecord, inflight) == 16);
+    offsets!(PubRecord {
+        owner: 0,
+        generation: 8,
+        _reserved0: 12,
+        inflight: 16,
+        published: 24,
+        aborted: 32,
+        _reserved: 40
+    });
     const _: () = assert!(size_of::<SubRecord>() == RECORD_SIZE);
-    const _: () = assert!(offset_of!(SubRecord, cursor) == 16);
+    offsets!(SubRecord {
+        owner: 0,
+        generation: 8,
+        _reserved0: 12,
+        cursor: 16,
+        delivered: 24,
+        lost: 32,
+        _reserved: 40
+    });
     const _: () = assert!(size_of::<SlotHeader>() == SLOT_HEADER);
-    const _: () = assert!(offset_of!(SlotHeader, len) == 8);
-    const _: () = assert!(offset_of!(SlotHeader, timestamp_ns) == 16);
+    offsets!(SlotHeader {
+        stamp: 0,
+        len: 8,
+        publisher: 12,
+        timestamp_ns: 16,
+        _reserved: 24
+    });
 }
 
 /// A hash of every shared struct's size, of [`SegmentHeader`]'s alignment and of the key
