@@ -87,6 +87,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // Facts first: pinning shrinks the set of CPUs this process may use.
     let mut machine = Machine::collect(&cpus, 0.0);
     let parent_pinned = cpus.len() >= 2 && machine::pin_to(cpus[0]).is_ok();
+    if !parent_pinned {
+        // Nothing runs where it was meant to: no CPUs to name, no siblings to report.
+        machine.cpus.clear();
+        machine.smt_siblings = None;
+    }
     machine.clock_read_ns = clock::read_overhead_ns();
     let usable_cpus = if cpus.len() >= 2 {
         cpus.len()

@@ -33,7 +33,7 @@ pub fn print_header(m: &Machine, plan: &[RunSpec], settings: &Settings, notes: &
             m.smt_siblings
                 .map_or("unknown", |s| if s { "yes (shared core)" } else { "no" })
         ),
-        _ => println!("cpus: not pinned (fewer than two CPUs available)"),
+        _ => println!("cpus: not pinned (fewer than two CPUs available, or pinning refused)"),
     }
     match settings.slots {
         Some(n) => println!("rings: {n} slots (--slots) for shmbus, c, ring and iceoryx2"),

@@ -102,7 +102,9 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
     let mut ep = prepared.rendezvous.connect(setup_end)?;
     let pinned = children.wait_ready(setup_end)?;
     let limits = &ctx.limits;
-    let irq_start = (now_ns(), machine::interrupts(&ctx.cpus));
+    // Interrupts on this run's CPUs, not on every CPU of `--cpus` (a ping-pong on 2 of 5).
+    let cpus = run_cpus(&ctx.cpus, prepared.child_addrs.len());
+    let irq_start = (now_ns(), machine::interrupts(&cpus));
     let preempted_start = children.preemptions();
     let measured = match spec.scenario {
         Scenario::Pingpong => Some(workload::pingpong(&mut *ep, spec.payload, limits)?),
@@ -115,7 +117,7 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
             None
         }
     };
-    let interrupts_per_s = match (irq_start, machine::interrupts(&ctx.cpus)) {
+    let interrupts_per_s = match (irq_start, machine::interrupts(&cpus)) {
         ((t0, Some(n0)), Some(n1)) if n1 >= n0 => {
             let secs = now_ns().saturating_sub(t0) as f64 / 1e9;
             (secs > 0.0).then(|| (n1 - n0) as f64 / secs)
@@ -152,6 +154,9 @@ pub fn run(ctx: &Ctx, spec: &RunSpec, run_no: u64) -> Result<Outcome> {
 fn merge(reports: Vec<Report>, pinned: bool) -> Outcome {
     let mut h = hist::new();
     let (mut count, mut lost) = (0u64, 0u64);
+    // A receiver's count runs from its first timed message to its last, both included: it
+    // spans count - 1 intervals, which are what the rate is made of.
+    let mut after_first = 0u64;
     let (mut first, mut last) = (u64::MAX, 0u64);
     for r in &reports {
         // Same bounds and precision on both sides: adding cannot fail.
@@ -159,6 +164,7 @@ fn merge(reports: Vec<Report>, pinned: bool) -> Outcome {
         count += r.count;
         lost += r.lost;
         if r.count > 0 {
+            after_first += r.count - 1;
             first = first.min(r.first_ns);
             last = last.max(r.last_ns);
         }
@@ -166,7 +172,11 @@ fn merge(reports: Vec<Report>, pinned: bool) -> Outcome {
     let secs = last.saturating_sub(first) as f64 / 1e9;
     Outcome {
         hist: h,
-        msgs_per_s: if secs > 0.0 { count as f64 / secs } else { 0.0 },
+        msgs_per_s: if secs > 0.0 {
+            after_first as f64 / secs
+        } else {
+            0.0
+        },
         count,
         lost,
         children_pinned: pinned,
@@ -463,6 +473,21 @@ fn child_command(
     cmd
 }
 
+/// The CPUs a run with `children` child processes uses: the first of `cpus` (this process) and
+/// those [`child_command`] pins its children to. Empty when nothing is pinned.
+fn run_cpus(cpus: &[usize], children: usize) -> Vec<usize> {
+    let mut used: Vec<usize> = cpus.iter().take(1).copied().collect();
+    if cpus.len() >= 2 {
+        for i in 0..children {
+            let cpu = cpus[1 + i % (cpus.len() - 1)];
+            if !used.contains(&cpu) {
+                used.push(cpu);
+            }
+        }
+    }
+    used
+}
+
 /// The command line of the C echo (`c` transport, ping-pong only): positional arguments
 /// `BUS PAYLOAD MODE SPIN_NS CPU PARENT_PID DEADLINE_MS` (CPU -1: no pinning); it speaks the
 /// same `ready` / `done` protocol as `bench-child --role echo` and has the same watchdogs.
@@ -495,4 +520,19 @@ fn c_echo_command(
     .stdout(Stdio::piped())
     .stderr(Stdio::inherit());
     Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_cpus;
+
+    #[test]
+    fn a_run_counts_the_cpus_it_uses_only() {
+        // Ping-pong (one child) with --cpus 0,1,2,3,4: this process on 0, the echo on 1.
+        assert_eq!(run_cpus(&[0, 1, 2, 3, 4], 1), [0, 1]);
+        // Fan-out to 4 over 3 CPUs: the children take turns on 1 and 2.
+        assert_eq!(run_cpus(&[0, 1, 2], 4), [0, 1, 2]);
+        // Not pinned.
+        assert!(run_cpus(&[], 2).is_empty());
+    }
 }

@@ -48,6 +48,8 @@ pub struct Row {
     pub msgs_per_s: f64,
     /// Messages lost: the median of the repeats.
     pub lost: u64,
+    /// Messages lost: the most in any repeat (for the verdict).
+    pub worst_lost: u64,
     /// Number of repeats.
     pub repeats: usize,
     /// Each repeat's summary, by repeat index (for ratios taken repeat by repeat).
@@ -105,6 +107,7 @@ fn row(spec: RunSpec, runs: &[&RunRecord]) -> Row {
             .and_then(|r| r.preemptions),
         msgs_per_s: median_f64(runs.iter().map(|r| r.msgs_per_s).collect()).unwrap_or(0.0),
         lost: median(runs.iter().map(|r| r.lost).collect()),
+        worst_lost: runs.iter().map(|r| r.lost).max().unwrap_or(0),
         repeats: runs.len(),
         by_repeat: runs.iter().map(|r| (r.repeat, r.summary)).collect(),
         rate_by_repeat: runs.iter().map(|r| (r.repeat, r.msgs_per_s)).collect(),
@@ -556,8 +559,10 @@ fn verdict_label(s: &RunSpec) -> String {
 }
 
 /// The verdict line: did every shmbus configuration keep p99.99 and max under 1 ms in every
-/// repeat? A repeat that did not finish (`failures`) did not keep them: its worst message is
-/// the one that never came.
+/// repeat, and lose nothing? A repeat that did not finish (`failures`) did not keep them: its
+/// worst message is the one that never came; nor did a lost message, which never came either
+/// (except in the lossy stream, where a publisher at full speed overrunning its subscriber is
+/// what a lossy topic promises, and the table's `lost` column shows it).
 pub fn verdict(rows: &[Row], failures: &[Failure]) -> String {
     const LIMIT_NS: u64 = 1_000_000;
     let ours: Vec<&Row> = rows
@@ -580,13 +585,17 @@ pub fn verdict(rows: &[Row], failures: &[Failure]) -> String {
     }
     let bad: Vec<String> = ours
         .iter()
-        .filter(|r| r.worst_p99_99 >= LIMIT_NS || r.worst_max >= LIMIT_NS)
+        .filter(|r| r.worst_p99_99 >= LIMIT_NS || r.worst_max >= LIMIT_NS || loses(r))
         .map(|r| {
             let preempted = r
                 .worst_max_preemptions
                 .map_or(String::new(), |n| format!(", {n} preemptions in that run"));
+            let lost = match loses(r) {
+                true => format!(", lost {} in a repeat", r.worst_lost),
+                false => String::new(),
+            };
             format!(
-                "{} (p99.99 {}, max {}{preempted})",
+                "{} (p99.99 {}, max {}{preempted}{lost})",
                 verdict_label(&r.spec),
                 fmt_ns(r.worst_p99_99),
                 fmt_ns(r.worst_max)
@@ -597,14 +606,20 @@ pub fn verdict(rows: &[Row], failures: &[Failure]) -> String {
     match bad.is_empty() {
         true => format!(
             "verdict: PASS, every shmbus scenario ({} configurations) kept p99.99 and max under 1 ms \
-             in every repeat",
+             and lost nothing (the lossy stream excepted) in every repeat",
             ours.len()
         ),
         false => format!(
-            "verdict: FAIL, p99.99 or max >= 1 ms in: {}",
+            "verdict: FAIL, p99.99 or max >= 1 ms, or messages lost, in: {}",
             bad.join("; ")
         ),
     }
+}
+
+/// Whether a row lost messages it had to deliver: any but the lossy stream's.
+fn loses(r: &Row) -> bool {
+    let lossy_stream = r.spec.scenario == Scenario::Stream && r.spec.path != Some(DataPath::Borrow);
+    r.worst_lost > 0 && !lossy_stream
 }
 
 /// `532ns`, `1.25µs`, `12.5µs`, `125µs`, `1.25ms`, `1.25s`.
@@ -698,6 +713,31 @@ mod tests {
                 preemptions: None,
             })
             .collect()
+    }
+
+    /// A lost message fails the verdict like a late one, except in the lossy stream, whose
+    /// publisher may overrun its subscriber by design.
+    #[test]
+    fn a_lost_message_fails_the_verdict_except_in_the_lossy_stream() {
+        let with = |scenario, path, lost| {
+            let mut recs = records(Transport::Shmbus, &[100, 100, 100]);
+            for r in &mut recs {
+                r.spec.scenario = scenario;
+                r.spec.path = path;
+            }
+            recs[1].lost = lost;
+            verdict(&rows(&recs), &[])
+        };
+        let copy = Some(DataPath::Copy);
+        assert!(with(Scenario::OpenLoop, copy, 0).starts_with("verdict: PASS"));
+        let v = with(Scenario::OpenLoop, copy, 3);
+        assert!(
+            v.starts_with("verdict: FAIL") && v.contains("lost 3 in a repeat"),
+            "{v}"
+        );
+        assert!(with(Scenario::Stream, copy, 3).starts_with("verdict: PASS"));
+        let borrow = Some(DataPath::Borrow);
+        assert!(with(Scenario::Stream, borrow, 3).starts_with("verdict: FAIL"));
     }
 
     #[test]
