@@ -29,11 +29,11 @@ fn run(exe: &std::path::Path, envs: &[(&str, &str)]) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run the C tests");
-    let pid = child.id();
-    let out = wait_bounded(child, Duration::from_secs(180), "the tests");
     // The programs remove their buses as they go; one stopped half way (its alarm, a sanitizer
-    // halting it, a failed check) leaves them: `ctest-PID-*` and `cpptest-PID-*`.
-    remove_buses_of(pid);
+    // halting it, a failed check, our watchdog) leaves them: `ctest-PID-*` and `cpptest-PID-*`,
+    // removed when this guard drops, also if the watchdog panics.
+    let _cleanup = BusesOf(child.id());
+    let out = wait_bounded(child, Duration::from_secs(180), "the tests");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
@@ -47,6 +47,15 @@ fn run(exe: &std::path::Path, envs: &[(&str, &str)]) {
         stdout.contains(" passed, 0 failed"),
         "unexpected C test output:\n{stdout}"
     );
+}
+
+/// Removes, when dropped, the buses the C or C++ test program with this process id left.
+struct BusesOf(u32);
+
+impl Drop for BusesOf {
+    fn drop(&mut self) {
+        remove_buses_of(self.0);
+    }
 }
 
 /// Removes the buses a C or C++ test program with process id `pid` left in `/dev/shm`.

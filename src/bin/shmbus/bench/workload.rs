@@ -326,8 +326,7 @@ mod tests {
         }
     }
 
-    /// A transport that takes 300 ms per message.
-    /// Takes 300 ms per send, and counts them.
+    /// A transport that takes 300 ms per send, and counts them.
     struct Slow {
         sends: u32,
     }

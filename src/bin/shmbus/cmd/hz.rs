@@ -93,7 +93,7 @@ pub fn run(args: &HzArgs) -> CliResult {
             "topic {:?} does not exist on bus {:?}",
             args.topic, args.bus
         )),
-        e => CliError::from(e),
+        e => CliError::new(format!("{}/{}: {e}", args.bus, args.topic)),
     })?;
     let cfg = SubscriberConfig {
         wait: WaitStrategy::SpinThenPark {
@@ -101,7 +101,9 @@ pub fn run(args: &HzArgs) -> CliResult {
         },
         ..Default::default()
     };
-    let mut sub = topic.subscriber_with(&cfg)?;
+    let mut sub = topic
+        .subscriber_with(&cfg)
+        .map_err(|e| CliError::new(format!("{}/{}: {e}", args.bus, args.topic)))?;
     super::install_interrupt_handler();
     let mut buf = vec![0u8; sub.capacity()];
     let start = Instant::now();

@@ -266,7 +266,7 @@ pub fn run_pub(args: &PubArgs) -> CliResult {
     let mut publish = |msg: &[u8], what: &str| -> CliResult {
         let seq = publisher
             .publish(msg)
-            .map_err(|e| CliError::new(format!("{what}: {e}")))?;
+            .map_err(|e| args.endpoint.error(format!("{what}: {e}")))?;
         first_seq.get_or_insert(seq);
         last_seq = seq;
         last_at = Instant::now();
