@@ -15,6 +15,16 @@
 #include <stdint.h>
 
 /**
+ * The version of the C API's types and functions, as the header a program was built with
+ * declares it. Compare it with `shmbus_abi_version()`, the library's, when the library is
+ * loaded at run time (`libshmbus.so`): the configuration structs carry no size field, so a
+ * program and a library of different versions must not be mixed. Raised whenever a struct of
+ * the header changes size or layout, a function its signature, or a meaning changes. (Not the
+ * shared-memory layout, which has its own version checked on attach.)
+ */
+#define SHMBUS_ABI_VERSION 1
+
+/**
  * The outcome of a call. `SHMBUS_RESULT_OK` is 0; every other value is a reason for failure
  * (or, for `EMPTY`, `TIMEOUT` and `LOST`, a receive that returned no message, and for
  * `WOULD_BLOCK`, a `try_` publish that found a lossless ring full).
@@ -431,6 +441,12 @@ typedef struct shmbus_loss {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * The library's `SHMBUS_ABI_VERSION`: a program loading `libshmbus.so` checks that it equals
+ * the header's, e.g. `if (shmbus_abi_version() != SHMBUS_ABI_VERSION) abort();`.
+ */
+uint32_t shmbus_abi_version(void);
 
 /**
  * CLOCK_MONOTONIC in nanoseconds: the clock of `shmbus_message_info.timestamp_ns`, the same

@@ -228,6 +228,10 @@ using Loss = shmbus_loss;
 /// CLOCK_MONOTONIC in ns, the clock of MessageInfo::timestamp_ns.
 inline std::uint64_t monotonic_ns() noexcept { return shmbus_monotonic_ns(); }
 
+/// Whether the library this program runs with has the C API its header describes
+/// (shmbus_abi_version() == SHMBUS_ABI_VERSION): check it first when loading libshmbus.so.
+inline bool abi_matches() noexcept { return shmbus_abi_version() == SHMBUS_ABI_VERSION; }
+
 /// A slot lent by Publisher::loan: write data(), then commit() (or abort(); the destructor of
 /// an uncommitted loan aborts it). Must end before its Publisher is used again or destroyed.
 class Loan {

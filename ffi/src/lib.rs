@@ -36,6 +36,21 @@ pub use error::*;
 pub use publisher::*;
 pub use subscriber::*;
 
+/// The version of the C API's types and functions, as the header a program was built with
+/// declares it. Compare it with `shmbus_abi_version()`, the library's, when the library is
+/// loaded at run time (`libshmbus.so`): the configuration structs carry no size field, so a
+/// program and a library of different versions must not be mixed. Raised whenever a struct of
+/// the header changes size or layout, a function its signature, or a meaning changes. (Not the
+/// shared-memory layout, which has its own version checked on attach.)
+pub const SHMBUS_ABI_VERSION: u32 = 1;
+
+/// The library's `SHMBUS_ABI_VERSION`: a program loading `libshmbus.so` checks that it equals
+/// the header's, e.g. `if (shmbus_abi_version() != SHMBUS_ABI_VERSION) abort();`.
+#[unsafe(no_mangle)]
+pub extern "C" fn shmbus_abi_version() -> u32 {
+    SHMBUS_ABI_VERSION
+}
+
 /// CLOCK_MONOTONIC in nanoseconds: the clock of `shmbus_message_info.timestamp_ns`, the same
 /// in every process on the machine.
 ///

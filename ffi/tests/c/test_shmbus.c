@@ -77,6 +77,8 @@ static shmbus_bus *fresh_bus(const char *name) {
 /* ---------------------------------------------------------------------------------------- */
 
 static void test_defaults(void) {
+  /* The library this program runs with is the one its header describes. */
+  CHECK(shmbus_abi_version() == SHMBUS_ABI_VERSION);
   shmbus_bus_config b = shmbus_bus_config_default();
   CHECK(b.size == 16u << 20);
   CHECK(b.max_topics == 64);

@@ -83,6 +83,7 @@ static void test_errors_and_moves() {
 }
 
 static void test_receive_statuses() {
+  CHECK(shmbus::abi_matches());
   // A spin phase of any duration: the longest ones clamp, never overflow into 0 or a negative.
   CHECK(shmbus::SubscriberConfig()
             .with_wait(SHMBUS_WAIT_STRATEGY_SPIN_THEN_PARK, std::chrono::hours::max())
