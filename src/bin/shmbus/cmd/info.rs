@@ -130,14 +130,17 @@ fn snapshot(bus: &Bus, only: Option<&str>) -> Result<Snapshot, CliError> {
                     bus.name(),
                     bus.name()
                 )),
-                e => CliError::from(e),
+                e => CliError::new(format!("{}/{name}: {e}", bus.name())),
             })?;
             vec![t.stats()]
         }
         None => {
             let mut v = Vec::new();
             for (name, _) in bus.topics() {
-                v.push(bus.open_topic(&name)?.stats());
+                let t = bus
+                    .open_topic(&name)
+                    .map_err(|e| CliError::new(format!("{}/{name}: {e}", bus.name())))?;
+                v.push(t.stats());
             }
             v
         }
