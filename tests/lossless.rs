@@ -325,19 +325,26 @@ fn a_subscriber_killed_while_holding_a_borrow_is_evicted() {
     dead_subscriber_is_evicted("subscriber-holding-borrow");
 }
 
-#[test]
-fn a_publisher_killed_mid_write_is_skipped_on_a_lossless_topic() {
-    let name = BusName::new("ll-deadpub");
-    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
+/// A lossless topic of 4 slots whose message 0 was claimed by a publisher killed mid-write,
+/// and a subscriber (liveness window 20 ms) waiting at 0.
+fn after_a_dead_publisher(name: &BusName) -> (Bus, shmbus::Topic, shmbus::Subscriber) {
+    let bus = Bus::create(name, &BusConfig::default()).unwrap();
     let topic = bus.topic_with("t", &lossless(4, 16)).unwrap();
     let cfg = SubscriberConfig {
         liveness_window: Duration::from_millis(20),
         ..Default::default()
     };
-    let mut sub = topic.subscriber_with(&cfg).unwrap();
+    let sub = topic.subscriber_with(&cfg).unwrap();
     let extra = [("N", "1".to_owned()), ("TAG", "0".to_owned())];
-    let mut child = stopped_at("child", "publisher", &name, "publish-after-begin", &extra);
+    let mut child = stopped_at("child", "publisher", name, "publish-after-begin", &extra);
     kill9(&mut child);
+    (bus, topic, sub)
+}
+
+#[test]
+fn a_publisher_killed_mid_write_is_skipped_on_a_lossless_topic() {
+    let name = BusName::new("ll-deadpub");
+    let (_bus, topic, mut sub) = after_a_dead_publisher(&name);
     topic.publisher().unwrap().publish(&[1u8; 16]).unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(
@@ -359,16 +366,7 @@ fn a_publisher_killed_mid_write_is_skipped_on_a_lossless_topic() {
 #[test]
 fn a_publisher_waiting_for_room_does_not_block_the_repair_of_a_dead_one() {
     let name = BusName::new("ll-deadpub-full");
-    let bus = Bus::create(&name, &BusConfig::default()).unwrap();
-    let topic = bus.topic_with("t", &lossless(4, 16)).unwrap();
-    let cfg = SubscriberConfig {
-        liveness_window: Duration::from_millis(20),
-        ..Default::default()
-    };
-    let mut sub = topic.subscriber_with(&cfg).unwrap();
-    let extra = [("N", "1".to_owned()), ("TAG", "0".to_owned())];
-    let mut child = stopped_at("child", "publisher", &name, "publish-after-begin", &extra);
-    kill9(&mut child);
+    let (_bus, topic, mut sub) = after_a_dead_publisher(&name);
     let writer = {
         let topic = topic.clone();
         std::thread::spawn(move || {
