@@ -1,7 +1,7 @@
 //! The ring code on a bus in this process's memory (`Bus::private`), so that Miri can run it:
 //! shared memory cannot be mapped under Miri, and these tests are what it checks of the unsafe
 //! pointer code (`segment`, `ring`, `seqlock`, the subscriber's borrowed samples) and, with two
-//! threads, of the atomics' orderings. They run in every `cargo test` too; small counts keep
+//! threads, of the atomics' orderings and the park/wake handshake. They run in every `cargo test` too; small counts keep
 //! them quick under Miri's interpreter.
 
 use std::time::Duration;
@@ -222,4 +222,38 @@ fn an_impossible_length_is_lost_not_read() {
         publisher.publish(b"2").unwrap();
         assert_eq!(sub.try_recv(&mut buf).unwrap().seq, 2, "{name}");
     }
+}
+
+/// A subscriber parked on the topic's futex is woken by each publish (under Miri: its futex
+/// model, which reports a deadlock if a wake is lost).
+#[test]
+fn a_parked_subscriber_is_woken_by_each_publish() {
+    const N: u64 = if cfg!(miri) { 5 } else { 200 };
+    let bus = bus();
+    let topic = bus
+        .topic_with("t", &topic_config(8, Delivery::Lossy, 1))
+        .unwrap();
+    let mut sub = topic
+        .subscriber_with(&SubscriberConfig {
+            wait: WaitStrategy::Park,
+            ..Default::default()
+        })
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let publisher_topic = topic.clone();
+    let writer = std::thread::spawn(move || {
+        let mut p = publisher_topic.publisher().unwrap();
+        for i in 0..N {
+            // One message per receive: the subscriber has parked (or is about to) each time.
+            rx.recv().unwrap();
+            p.publish(&i.to_le_bytes()).unwrap();
+        }
+    });
+    let mut buf = [0u8; 64];
+    for i in 0..N {
+        tx.send(()).unwrap();
+        let info = sub.recv_timeout(&mut buf, Duration::from_secs(60)).unwrap();
+        assert_eq!((info.seq, &buf[..8]), (i, &i.to_le_bytes()[..]));
+    }
+    writer.join().unwrap();
 }
