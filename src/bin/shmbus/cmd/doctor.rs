@@ -296,6 +296,57 @@ fn remove_ipc() -> Check {
     }
 }
 
+/// Whether `/proc` shows other users' processes: liveness of a bus's peers reads
+/// `/proc/PID/stat` (docs/design.md §6).
+fn proc_visibility() -> Check {
+    match fs::read_to_string("/proc/mounts") {
+        Ok(mounts) => proc_visibility_in(&mounts),
+        Err(e) => check(
+            "/proc",
+            Status::Info,
+            format!("cannot read /proc/mounts: {e}"),
+            "",
+        ),
+    }
+}
+
+/// [`proc_visibility`] on a `/proc/mounts` text.
+fn proc_visibility_in(mounts: &str) -> Check {
+    let options = mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 4 && f[1] == "/proc" && f[2] == "proc").then(|| f[3].to_owned())
+    });
+    let Some(options) = options else {
+        return check(
+            "/proc",
+            Status::Info,
+            "no proc file system at /proc".into(),
+            "",
+        );
+    };
+    let hidepid = options
+        .split(',')
+        .find_map(|o| o.strip_prefix("hidepid="))
+        .filter(|v| !matches!(*v, "0" | "off"));
+    match hidepid {
+        None => check(
+            "/proc",
+            Status::Ok,
+            "every process visible (no hidepid): peers' liveness is read from /proc/PID/stat"
+                .into(),
+            "",
+        ),
+        Some(v) => check(
+            "/proc",
+            Status::Info,
+            format!("mounted with hidepid={v}: other users' processes are hidden"),
+            "a peer of another user is then known alive only by kill(pid, 0), without its start \
+             time, so a reused pid keeps a dead peer's records held until it ends too: run a \
+             bus's processes as one user, or mount /proc with gid= of a group they share",
+        ),
+    }
+}
+
 /// Whether publishers can check for parked subscribers without a locked instruction: that needs
 /// `MEMBARRIER_CMD_GLOBAL_EXPEDITED` and its registration (docs/design.md §5).
 fn membarrier() -> Check {
@@ -587,6 +638,7 @@ pub fn checks() -> Vec<Check> {
         interruptions(),
         memlock(),
         remove_ipc(),
+        proc_visibility(),
         buses(),
     ]
 }
@@ -643,6 +695,19 @@ pub fn run(args: &DoctorArgs) -> CliResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hidepid_is_found_in_the_mount_options() {
+        let plain = "sysfs /sys sysfs rw 0 0\nproc /proc proc rw,nosuid,relatime 0 0\n";
+        assert_eq!(proc_visibility_in(plain).status, Status::Ok);
+        let hidden = "proc /proc proc rw,relatime,hidepid=invisible 0 0\n";
+        let c = proc_visibility_in(hidden);
+        assert_eq!(c.status, Status::Info);
+        assert!(c.detail.contains("hidepid=invisible"), "{}", c.detail);
+        let off = "proc /proc proc rw,hidepid=0 0 0\n";
+        assert_eq!(proc_visibility_in(off).status, Status::Ok);
+        assert_eq!(proc_visibility_in("").status, Status::Info);
+    }
 
     #[test]
     fn noise_detail_lists_few_cpus_and_sums_up_many() {
