@@ -29,6 +29,12 @@ int main(int argc, char **argv) {
   long count = argc > 3 ? atol(argv[3]) : 10;
   long idle_ms = argc > 4 ? atol(argv[4]) : 10000;
 
+  /* With libshmbus.so, the library found at run time must be the one this header describes. */
+  if (shmbus_abi_version() != SHMBUS_ABI_VERSION) {
+    fprintf(stderr, "libshmbus has C API version %u, this program was built for %u\n",
+            (unsigned)shmbus_abi_version(), (unsigned)SHMBUS_ABI_VERSION);
+    return 1;
+  }
   shmbus_bus *bus = NULL;
   shmbus_subscriber *sub = NULL;
   shmbus_result rc = shmbus_bus_open_or_create(bus_name, NULL, &bus);
