@@ -15,6 +15,7 @@ use crate::layout::{
     self, LINE, MAGIC, SEGMENT_HEADER_SIZE, STATE_READY, SegmentHeader, TOPIC_ENTRY_SIZE,
     TopicEntry,
 };
+use crate::liveness;
 use crate::sync::atomic::Ordering;
 use crate::sys;
 
@@ -203,7 +204,8 @@ impl Segment {
         let mut pause = Duration::from_micros(50);
         let mut wait = |creator: u32| -> Result<(), BusError> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                if creator != 0 && !sys::process_alive(creator, 0) {
+                // The creator by pid alone (an owner word with start time 0).
+                if creator != 0 && !liveness::owner_alive(liveness::owner_word(creator, 0)) {
                     return Err(BusError::CreatorDied { pid: creator });
                 }
                 return Err(BusError::NotInitialized);

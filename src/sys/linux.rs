@@ -174,19 +174,3 @@ pub(crate) fn pid_exists(pid: u32) -> bool {
 pub(crate) fn process_start_time(pid: u32) -> u64 {
     stat_of(pid).map_or(0, |(start, _)| start)
 }
-
-/// Whether the process `pid` that started at `start_time` still runs. A zombie counts as dead;
-/// a different process that reuses the pid (another start time) counts as dead. A `start_time`
-/// of 0 (unknown) compares only the pid, as does a process whose `/proc/PID/stat` is hidden
-/// ([`pid_exists`]).
-pub(crate) fn process_alive(pid: u32, start_time: u64) -> bool {
-    if pid == 0 {
-        return false;
-    }
-    match stat_of(pid) {
-        // Unreadable: gone, or hidden by `hidepid` (then alive: safety over progress).
-        None => pid_exists(pid),
-        Some((_, true)) => false,
-        Some((start, false)) => start_time == 0 || start == start_time,
-    }
-}
