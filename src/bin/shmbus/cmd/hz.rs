@@ -9,8 +9,7 @@ use serde_json::json;
 use shmbus::{RecvError, SubscriberConfig, WaitStrategy};
 
 use super::{
-    CliError, CliResult, human_duration, human_rate, interrupted, open_bus, out,
-    parse_positive_duration,
+    CliResult, human_duration, human_rate, interrupted, open_bus, out, parse_positive_duration,
 };
 
 /// Arguments of `shmbus hz`.
@@ -88,13 +87,7 @@ fn dur(ns: f64) -> String {
 /// Runs `shmbus hz`.
 pub fn run(args: &HzArgs) -> CliResult {
     let bus = open_bus(&args.bus)?;
-    let topic = bus.open_topic(&args.topic).map_err(|e| match e {
-        shmbus::TopicError::NotFound(_) => CliError::new(format!(
-            "topic {:?} does not exist on bus {:?}",
-            args.topic, args.bus
-        )),
-        e => CliError::new(format!("{}/{}: {e}", args.bus, args.topic)),
-    })?;
+    let topic = super::open_existing_topic(&bus, &args.topic)?;
     let cfg = SubscriberConfig {
         wait: WaitStrategy::SpinThenPark {
             spin: Duration::from_micros(20),
@@ -103,7 +96,7 @@ pub fn run(args: &HzArgs) -> CliResult {
     };
     let mut sub = topic
         .subscriber_with(&cfg)
-        .map_err(|e| CliError::new(format!("{}/{}: {e}", args.bus, args.topic)))?;
+        .map_err(|e| super::topic_error(&args.bus, &args.topic, e))?;
     super::install_interrupt_handler();
     let mut buf = vec![0u8; sub.capacity()];
     let start = Instant::now();

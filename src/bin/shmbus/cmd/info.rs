@@ -12,7 +12,7 @@ use shmbus::{Bus, BusInfo, Delivery, TopicStats};
 
 use super::{
     Align, CliError, CliResult, Table, age_of, human_age, human_duration, human_rate, human_size,
-    open_bus, out, out_json, parse_duration, parse_positive_duration,
+    open_bus, out, out_json, parse_duration,
 };
 
 /// Arguments of `shmbus info`.
@@ -43,12 +43,12 @@ pub struct InfoArgs {
 /// Parses `--watch`'s interval. Its value is optional, so `info BUS --watch TOPIC` reads the
 /// topic as the interval: the error says where the topic goes.
 fn parse_watch_interval(s: &str) -> Result<Duration, String> {
-    if let Err(e) = parse_duration(s) {
-        return Err(format!(
+    let d = parse_duration(s).map_err(|e| {
+        format!(
             "{e}; a topic goes before --watch (`info BUS TOPIC --watch`), or write --watch=INTERVAL"
-        ));
-    }
-    parse_positive_duration(s)
+        )
+    })?;
+    super::positive(d)
 }
 
 /// One reading of a bus's counters.
@@ -130,7 +130,7 @@ fn snapshot(bus: &Bus, only: Option<&str>) -> Result<Snapshot, CliError> {
                     bus.name(),
                     bus.name()
                 )),
-                e => CliError::new(format!("{}/{name}: {e}", bus.name())),
+                e => super::topic_error(bus.name(), name, e),
             })?;
             vec![t.stats()]
         }
@@ -139,7 +139,7 @@ fn snapshot(bus: &Bus, only: Option<&str>) -> Result<Snapshot, CliError> {
             for (name, _) in bus.topics() {
                 let t = bus
                     .open_topic(&name)
-                    .map_err(|e| CliError::new(format!("{}/{name}: {e}", bus.name())))?;
+                    .map_err(|e| super::topic_error(bus.name(), &name, e))?;
                 v.push(t.stats());
             }
             v

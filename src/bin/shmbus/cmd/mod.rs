@@ -127,6 +127,24 @@ impl From<shmbus::TopicError> for CliError {
     }
 }
 
+/// A library error with the bus and topic it is about (`demo/t: the topic has no free
+/// subscriber entry`).
+pub fn topic_error(bus: &str, topic: &str, e: impl fmt::Display) -> CliError {
+    CliError::new(format!("{bus}/{topic}: {e}"))
+}
+
+/// Opens topic `topic` of `bus`, which must exist: one that does not is said so, any other
+/// error names the bus and topic.
+pub fn open_existing_topic(bus: &shmbus::Bus, topic: &str) -> Result<shmbus::Topic, CliError> {
+    bus.open_topic(topic).map_err(|e| match e {
+        shmbus::TopicError::NotFound(_) => CliError::new(format!(
+            "topic {topic:?} does not exist on bus {:?}",
+            bus.name()
+        )),
+        e => topic_error(bus.name(), topic, e),
+    })
+}
+
 /// What every subcommand returns.
 pub type CliResult = Result<(), CliError>;
 
@@ -278,7 +296,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// [`parse_duration`], refusing zero: for intervals and timeouts, where zero would end a command
 /// before it did anything.
 pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    match parse_duration(s)? {
+    positive(parse_duration(s)?)
+}
+
+/// `d`, unless it is zero.
+pub fn positive(d: Duration) -> Result<Duration, String> {
+    match d {
         d if d.is_zero() => Err("must be greater than zero".into()),
         d => Ok(d),
     }

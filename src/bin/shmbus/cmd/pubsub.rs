@@ -72,15 +72,8 @@ impl Endpoint {
             })?
         };
         let existed = bus.topics().iter().any(|(n, _)| *n == self.topic);
-        let not_found = |e: shmbus::TopicError| match e {
-            shmbus::TopicError::NotFound(_) => CliError::new(format!(
-                "topic {:?} does not exist on bus {:?}",
-                self.topic, self.bus
-            )),
-            e => self.error(e),
-        };
         let topic = if self.no_create_topic {
-            bus.open_topic(&self.topic).map_err(not_found)?
+            super::open_existing_topic(&bus, &self.topic)?
         } else if self.slots.is_some() || self.payload_size.is_some() {
             // Explicit geometry: check what was given against an existing topic (only that: the
             // other field's default was not asked for), or create the topic with it.
@@ -139,10 +132,9 @@ impl Endpoint {
         Ok((bus, topic))
     }
 
-    /// A library error with the bus and topic it is about (`demo/t: the topic has no free
-    /// subscriber entry`).
+    /// A library error with this endpoint's bus and topic ([`super::topic_error`]).
     fn error(&self, e: impl std::fmt::Display) -> CliError {
-        CliError::new(format!("{}/{}: {e}", self.bus, self.topic))
+        super::topic_error(&self.bus, &self.topic, e)
     }
 }
 
