@@ -464,8 +464,8 @@ fn child_command(
     for a in addrs {
         cmd.args(["--addr", a]);
     }
-    if ctx.cpus.len() >= 2 {
-        cmd.args(["--cpu", &ctx.cpus[1 + i % (ctx.cpus.len() - 1)].to_string()]);
+    if let Some(cpu) = child_cpu(&ctx.cpus, i) {
+        cmd.args(["--cpu", &cpu.to_string()]);
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -473,16 +473,22 @@ fn child_command(
     cmd
 }
 
+/// The CPU child `i` is pinned to: the CPUs after the first (this process's) in turn; `None`
+/// when fewer than two are given (nothing is pinned).
+fn child_cpu(cpus: &[usize], i: usize) -> Option<usize> {
+    match cpus {
+        [_, children @ ..] if !children.is_empty() => Some(children[i % children.len()]),
+        _ => None,
+    }
+}
+
 /// The CPUs a run with `children` child processes uses: the first of `cpus` (this process) and
-/// those [`child_command`] pins its children to. Empty when nothing is pinned.
+/// those its children are pinned to ([`child_cpu`]). Empty when nothing is pinned.
 fn run_cpus(cpus: &[usize], children: usize) -> Vec<usize> {
     let mut used: Vec<usize> = cpus.iter().take(1).copied().collect();
-    if cpus.len() >= 2 {
-        for i in 0..children {
-            let cpu = cpus[1 + i % (cpus.len() - 1)];
-            if !used.contains(&cpu) {
-                used.push(cpu);
-            }
+    for cpu in (0..children).filter_map(|i| child_cpu(cpus, i)) {
+        if !used.contains(&cpu) {
+            used.push(cpu);
         }
     }
     used
@@ -502,10 +508,7 @@ fn c_echo_command(
         return Err("the c transport measures ping-pong only".into());
     }
     let bus = addrs.first().ok_or("no bus name for the C echo")?;
-    let cpu = match ctx.cpus.as_slice() {
-        [_, child, ..] => child.to_string(),
-        _ => "-1".to_owned(),
-    };
+    let cpu = child_cpu(&ctx.cpus, 0).map_or("-1".to_owned(), |c| c.to_string());
     let mut cmd = Command::new(exe);
     cmd.args([
         bus.as_str(),
@@ -524,7 +527,7 @@ fn c_echo_command(
 
 #[cfg(test)]
 mod tests {
-    use super::run_cpus;
+    use super::{child_cpu, run_cpus};
 
     #[test]
     fn a_run_counts_the_cpus_it_uses_only() {
@@ -534,5 +537,8 @@ mod tests {
         assert_eq!(run_cpus(&[0, 1, 2], 4), [0, 1, 2]);
         // Not pinned.
         assert!(run_cpus(&[], 2).is_empty());
+        // What the children are pinned to: the CPUs after the first, in turn.
+        assert_eq!(child_cpu(&[0, 1, 2], 3), Some(2));
+        assert_eq!(child_cpu(&[0], 0), None);
     }
 }
