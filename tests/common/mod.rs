@@ -98,18 +98,7 @@ pub fn spawn_child(entry: &str, role: &str, env: &[(&str, String)]) -> ChildProc
 /// that start with `RESULT ` (without the prefix), and panics if it failed.
 pub fn finish(mut child: ChildProcess, limit: Duration) -> Vec<String> {
     let mut child = child.0.take().expect("a child not yet finished");
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait().expect("try_wait") {
-            Some(_) => break,
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("child did not finish within {limit:?}");
-            }
-            None => std::thread::sleep(Duration::from_millis(5)),
-        }
-    }
+    wait_within(&mut child, limit, "child");
     let out = child.wait_with_output().expect("output");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -131,6 +120,23 @@ pub fn finish_all(children: Vec<ChildProcess>, limit: Duration) -> Vec<Vec<Strin
     children.into_iter().map(|c| finish(c, limit)).collect()
 }
 
+/// Waits for `child` to exit; kills and reaps it, and panics naming it `what`, if it is still
+/// running after `limit` (the watchdog).
+fn wait_within(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Runs `cmd` to completion with its stdout and stderr captured, as `Command::output` does, but
 /// kills it and panics if it is still running after `limit`.
 pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
@@ -150,18 +156,7 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output
     };
     let out = drain(Box::new(child.stdout.take().expect("piped")));
     let err = drain(Box::new(child.stderr.take().expect("piped")));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = wait_within(&mut child, limit, &format!("{cmd:?}"));
     std::process::Output {
         status,
         stdout: out.join().expect("stdout reader"),
